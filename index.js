@@ -1,0 +1,8 @@
+'use strict'
+
+// Public entry: assembles the handwritten JS layer over the generated native loader
+// (binding.js), which is never edited by hand.
+const { Server } = require('./lib/server')
+const { errorCodes, RicochetError } = require('./lib/errors')
+
+module.exports = { Server, errorCodes, RicochetError }

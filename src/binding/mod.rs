@@ -1,0 +1,209 @@
+//! The only napi code: `NativeServer`, the native half of the JS `Server` class.
+//!
+//! Events travel to JS in batches: one threadsafe-function call carries every event queued
+//! since the previous call, as one JSON array `[name, payload, name, payload, …]`, and exactly
+//! one call is in flight at a time, so a busy JS thread gets bigger batches instead of an
+//! unbounded backlog of calls.
+
+use crate::config::ServerConfig;
+use crate::server::{AuthAnswer, Event, EventSink, ListenError, Server};
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::ThreadsafeFunction;
+use napi_derive::napi;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// Most events put in one batch.
+const MAX_BATCH: usize = 1024;
+
+type EventFn = ThreadsafeFunction<String, (), String, Status, false>;
+
+/// Limits and timeouts, already merged with defaults and validated by `lib/options.js`.
+#[napi(object)]
+pub struct NativeServerConfig {
+    /// `timeouts.auth` in ms.
+    pub auth_timeout: f64,
+    /// `timeouts.authKey` in ms.
+    pub auth_key_window: f64,
+    /// `maxMessageSize` in bytes.
+    pub max_message_size: f64,
+    /// `maxQueueSize` in bytes.
+    pub max_queue_size: f64,
+    /// `maxConnections`.
+    pub max_connections: f64,
+}
+
+/// The native server behind `lib/server.js`.
+#[napi]
+pub struct NativeServer {
+    core: Server,
+    events: Mutex<Option<UnboundedReceiver<Event>>>,
+    sink: EventSink,
+}
+
+fn ms(v: f64) -> Duration {
+    Duration::from_millis(v.max(0.0) as u64)
+}
+
+fn listen_error(e: ListenError) -> Error {
+    let code = match &e {
+        ListenError::InUse => "ricochet.server_inuse",
+        ListenError::Closed => "ricochet.server_closed",
+        ListenError::Io(io) => match io.kind() {
+            std::io::ErrorKind::AddrInUse => "EADDRINUSE",
+            std::io::ErrorKind::PermissionDenied => "EACCES",
+            std::io::ErrorKind::AddrNotAvailable => "EADDRNOTAVAIL",
+            std::io::ErrorKind::NotFound => "ENOTFOUND",
+            _ => "EIO",
+        },
+    };
+    Error::new(Status::GenericFailure, format!("{code}|{e}"))
+}
+
+#[napi]
+impl NativeServer {
+    /// A server that is not listening yet.
+    #[napi(constructor)]
+    pub fn new(config: NativeServerConfig) -> Self {
+        let (sink, rx) = EventSink::channel();
+        let cfg = ServerConfig {
+            auth_timeout: ms(config.auth_timeout),
+            auth_key_window: ms(config.auth_key_window),
+            max_message_size: config.max_message_size.max(1.0) as usize,
+            max_queue_bytes: config.max_queue_size.max(1.0) as usize,
+            max_connections: config.max_connections.max(1.0) as usize,
+        };
+        NativeServer {
+            core: Server::new(cfg, sink.clone()),
+            events: Mutex::new(Some(rx)),
+            sink,
+        }
+    }
+
+    /// Starts delivering events to `on_events`; keeps the process alive until `close()`.
+    #[napi]
+    pub fn start(&self, on_events: Function<String, ()>) -> Result<()> {
+        let Some(mut rx) = self
+            .events
+            .lock()
+            .map_err(|_| Error::from_reason("poisoned"))?
+            .take()
+        else {
+            return Err(Error::from_reason("events already started"));
+        };
+        let tsfn: EventFn = on_events
+            .build_threadsafe_function()
+            .callee_handled::<false>()
+            .build()?;
+        napi::bindgen_prelude::spawn(async move {
+            let mut done = false;
+            while !done {
+                let Some(first) = rx.recv().await else { break };
+                let mut batch = String::with_capacity(256);
+                batch.push('[');
+                let push = |ev: Event, batch: &mut String| {
+                    if batch.len() > 1 {
+                        batch.push(',');
+                    }
+                    batch.push('"');
+                    batch.push_str(ev.name);
+                    batch.push_str("\",");
+                    batch.push_str(&ev.payload);
+                    ev.name == "_closed"
+                };
+                done = push(first, &mut batch);
+                let mut n = 1;
+                while !done && n < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(ev) => {
+                            done = push(ev, &mut batch);
+                            n += 1;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                batch.push(']');
+                if tsfn.call_async(batch).await.is_err() {
+                    break;
+                }
+            }
+            // Dropping the function here releases it, so Node may exit once closed.
+            drop(tsfn);
+        });
+        Ok(())
+    }
+
+    /// Binds and starts accepting; resolves with `{address, family, port}` as JSON.
+    #[napi]
+    pub async fn listen(&self, host: String, port: u32, backlog: u32) -> Result<String> {
+        let addr = self
+            .core
+            .listen(&host, port as u16, backlog)
+            .await
+            .map_err(listen_error)?;
+        let family = if addr.is_ipv4() { "IPv4" } else { "IPv6" };
+        Ok(serde_json::json!({"address": addr.ip().to_string(), "family": family, "port": addr.port()}).to_string())
+    }
+
+    /// Stops accepting, disconnects everyone, then emits `_closed` as the last event.
+    #[napi]
+    pub async fn close(&self) -> Result<()> {
+        self.core.close().await;
+        self.sink.send(Event {
+            name: "_closed",
+            payload: "null".into(),
+        });
+        Ok(())
+    }
+
+    /// Answers an `_auth` event with `cb(err, result)`'s arguments as JSON.
+    #[napi]
+    pub fn resolve_auth(&self, rid: f64, err_json: Option<String>, result_json: Option<String>) {
+        let parse =
+            |s: &str| serde_json::from_str(s).unwrap_or(serde_json::Value::String(s.to_string()));
+        let answer = match (err_json, result_json) {
+            (Some(e), _) => AuthAnswer::Err(parse(&e)),
+            (None, Some(r)) => AuthAnswer::Ok(parse(&r)),
+            (None, None) => AuthAnswer::Ok(serde_json::Value::Null),
+        };
+        self.core.resolve_auth(rid as u64, answer);
+    }
+
+    /// Answers an `_unrouted` event: no code when the application took the frame over.
+    #[napi]
+    pub fn resolve_unrouted(&self, rid: f64, code: Option<String>) {
+        self.core.resolve_unrouted(rid as u64, code);
+    }
+
+    /// Turns a per-message event (`clientInput`, `message`) on or off.
+    #[napi]
+    pub fn set_wants(&self, event: String, on: bool) {
+        self.core.set_wants(&event, on);
+    }
+
+    /// Whether an unrouted callback is installed.
+    #[napi]
+    pub fn set_unrouted(&self, on: bool) {
+        self.core.set_unrouted(on);
+    }
+
+    /// Messages routed since start.
+    #[napi]
+    pub fn routed(&self) -> f64 {
+        self.core.routed() as f64
+    }
+
+    /// Every connection as JSON.
+    #[napi]
+    pub fn clients(&self) -> String {
+        self.core.clients_json()
+    }
+
+    /// The `ricochet.*` error table as JSON `[[name, text], …]`, the source of `errorCodes`.
+    #[napi]
+    pub fn error_table() -> String {
+        let table: Vec<(&str, &str)> = crate::codes::ALL.iter().map(|c| (c.name, c.text)).collect();
+        serde_json::to_string(&table).unwrap_or_else(|_| "[]".into())
+    }
+}

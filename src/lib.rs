@@ -1,0 +1,17 @@
+//! ricochet: pub/sub and request/reply over TCP, wire-compatible with ricochet.js 0.3.x.
+//!
+//! Layout:
+//! - [`codes`]: the `ricochet.*` error table, the single source of the JS `errorCodes`.
+//! - [`config`]: server settings and their defaults.
+//! - [`wire`]: line framing, payload encryption and raw-JSON frame handling.
+//! - [`server`]: the tokio server: accept loop, per-connection tasks, auth and routing.
+//! - `binding`: the only napi code; turns the core into the `NativeServer` class.
+//!
+//! Everything but `binding` is plain tokio code tested by `cargo test` without Node.
+
+pub mod codes;
+pub mod config;
+pub mod server;
+pub mod wire;
+
+mod binding;

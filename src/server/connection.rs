@@ -1,0 +1,496 @@
+//! The accept loop and the life of one connection: a reader task that authenticates and then
+//! routes frames in order, and a writer task that drains the connection's outbound queue with
+//! coalesced writes.
+
+use super::auth::{self, Failure};
+use super::events::{raw_ref, trim_lf, Payload};
+use super::registry::{Authed, Conn};
+use super::{router, Shared};
+use crate::codes::{self, Code};
+use crate::wire::frame::{FrameError, LineCodec};
+use crate::wire::message::{parse_line, Envelope, Parsed, RawObject};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use md5::{Digest, Md5};
+use rand::distributions::{Alphanumeric, DistString};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+
+/// Largest chunk handed to one `write` call when coalescing queued frames.
+const COALESCE_BYTES: usize = 256 * 1024;
+
+/// A 32-character `[A-Za-z0-9]` id from a CSPRNG (the original used `Math.random`, D15).
+pub(crate) fn new_id() -> String {
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Accepts connections until shutdown.
+pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((stream, addr)) => {
+                let full = super::lock(&shared.registry).len() >= shared.config.max_connections;
+                if full {
+                    refuse(&shared, stream, addr);
+                    continue;
+                }
+                let s = shared.clone();
+                shared.tracker.spawn(run(s, stream, addr));
+            }
+            Err(e) => {
+                // Typically EMFILE: report it and back off instead of spinning.
+                shared.emit(
+                    "error",
+                    Payload::new()
+                        .str("message", &e.to_string())
+                        .str("code", io_code(&e))
+                        .done(),
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Turns away a connection over `maxConnections` with a reason it can read.
+fn refuse(shared: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
+    let code = codes::SERVER_MAXCONNECTIONS;
+    shared.emit(
+        "clientRejected",
+        Payload::new()
+            .str("ip", &addr.ip().to_string())
+            .error(code)
+            .done(),
+    );
+    let reply = auth_false(code);
+    shared.tracker.spawn(async move {
+        let mut stream = stream;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = stream.write_all(reply.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        })
+        .await;
+    });
+}
+
+/// `{"auth":false}` plus the reason, which stock clients ignore (D19).
+fn auth_false(code: Code) -> String {
+    format!(
+        "{{\"auth\":false,\"code\":\"{}\",\"error\":{}}}\n",
+        code.full(),
+        serde_json::Value::String(code.text.into())
+    )
+}
+
+fn io_code(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionReset => "ECONNRESET",
+        BrokenPipe => "EPIPE",
+        TimedOut => "ETIMEDOUT",
+        ConnectionAborted => "ECONNABORTED",
+        _ => match e.raw_os_error() {
+            Some(24) => "EMFILE",
+            _ => "EIO",
+        },
+    }
+}
+
+/// How a connection ended.
+enum End {
+    /// The peer closed its side.
+    Eof,
+    /// The socket failed.
+    Io(std::io::Error),
+    /// Closed by the server: shutdown, slow consumer.
+    Killed,
+    /// Auth failed or timed out (already reported).
+    AuthFailed,
+    /// A line exceeded `maxMessageSize` (already reported).
+    TooLarge,
+}
+
+async fn run(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let conn = Arc::new(Conn::new(
+        new_id(),
+        addr.ip().to_string(),
+        tx,
+        shared.shutdown.child_token(),
+    ));
+    super::lock(&shared.registry).insert(conn.clone());
+    shared.emit(
+        "clientConnected",
+        Payload::new()
+            .str("id", &conn.id)
+            .str("ip", &conn.ip)
+            .done(),
+    );
+    let writer = shared.tracker.spawn(write_loop(wr, rx, conn.clone()));
+
+    let mut framed = FramedRead::with_capacity(
+        rd,
+        LineCodec::new(shared.config.max_message_size),
+        16 * 1024,
+    );
+    let end = match authenticate(&shared, &conn, &mut framed, addr).await {
+        Ok(()) => serve(&shared, &conn, &mut framed).await,
+        Err(end) => end,
+    };
+
+    super::lock(&shared.registry).remove(&conn);
+    match &end {
+        End::Eof => shared.emit(
+            "clientEnd",
+            Payload::new()
+                .str("id", &conn.id)
+                .raw("data", "null")
+                .done(),
+        ),
+        End::Io(e) => shared.emit(
+            "clientError",
+            Payload::new()
+                .str("id", &conn.id)
+                .str("Error", &e.to_string())
+                .str("code", io_code(e))
+                .done(),
+        ),
+        End::Killed if conn.slow.load(Ordering::Relaxed) => shared.emit(
+            "clientError",
+            Payload::new()
+                .str("id", &conn.id)
+                .error(codes::CLIENT_SLOW)
+                .done(),
+        ),
+        _ => {}
+    }
+    // An empty frame tells the writer to flush what is queued and close.
+    let _ = conn.send(Bytes::new(), usize::MAX);
+    let _ = writer.await;
+    shared.emit(
+        "clientDisconnected",
+        Payload::new().str("id", &conn.id).done(),
+    );
+}
+
+/// Drains the outbound queue, coalescing frames into few writes.
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    conn: Arc<Conn>,
+) {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut closing = false;
+    while !closing {
+        let first = tokio::select! {
+            biased;
+            _ = conn.kill.cancelled() => break,
+            m = rx.recv() => m,
+        };
+        let Some(first) = first else { break };
+        if first.is_empty() {
+            break;
+        }
+        let mut chunk = first;
+        let mut written = chunk.len();
+        loop {
+            match rx.try_recv() {
+                Ok(next) if next.is_empty() => {
+                    closing = true;
+                    break;
+                }
+                Ok(next) => {
+                    if buf.is_empty() {
+                        buf.extend_from_slice(&chunk);
+                    }
+                    buf.extend_from_slice(&next);
+                    written += next.len();
+                    if buf.len() >= COALESCE_BYTES {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        if !buf.is_empty() {
+            chunk = Bytes::from(std::mem::take(&mut buf));
+        }
+        let ok = tokio::select! {
+            biased;
+            _ = conn.kill.cancelled() => false,
+            r = wr.write_all(&chunk) => r.is_ok(),
+        };
+        conn.queued.fetch_sub(written, Ordering::AcqRel);
+        if !ok {
+            conn.kill.cancel();
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
+type Framed = FramedRead<OwnedReadHalf, LineCodec>;
+
+/// Reads the next line, or how the connection ended.
+async fn next_line(
+    shared: &Arc<Shared>,
+    conn: &Arc<Conn>,
+    framed: &mut Framed,
+) -> Result<Bytes, End> {
+    let next = tokio::select! {
+        biased;
+        _ = conn.kill.cancelled() => return Err(End::Killed),
+        n = framed.next() => n,
+    };
+    match next {
+        None => Err(End::Eof),
+        Some(Ok(line)) => {
+            if shared.want_input.load(Ordering::Relaxed) && parses(&line) {
+                shared.emit("clientInput", raw_ref(&conn.id, &line));
+            }
+            Ok(line)
+        }
+        Some(Err(FrameError::Io(e))) => Err(End::Io(e)),
+        Some(Err(FrameError::TooLarge { .. })) => {
+            let code = codes::MESSAGE_TOOLARGE;
+            shared.emit(
+                "messageError",
+                Payload::new()
+                    .error(code)
+                    .raw("raw", &Payload::new().str("id", &conn.id).done())
+                    .done(),
+            );
+            let reply = if conn.authed.get().is_some() {
+                format!(
+                    "{{\"error\":{},\"code\":\"{}\"}}\n",
+                    serde_json::Value::String(code.text.into()),
+                    code.full()
+                )
+            } else {
+                auth_false(code)
+            };
+            let _ = conn.send(Bytes::from(reply), usize::MAX);
+            Err(End::TooLarge)
+        }
+    }
+}
+
+fn parses(line: &[u8]) -> bool {
+    !matches!(parse_line(line), Parsed::Invalid(_) | Parsed::Falsy)
+}
+
+fn invalid(shared: &Arc<Shared>, conn: &Arc<Conn>, line: &[u8]) {
+    shared.emit(
+        "invalidMessage",
+        Payload::new()
+            .str("id", &conn.id)
+            .str("msg", &String::from_utf8_lossy(trim_lf(line)))
+            .error(codes::MESSAGE_BADJSON)
+            .done(),
+    );
+}
+
+/// Runs the auth phase; `Ok` once the connection holds its channel.
+async fn authenticate(
+    shared: &Arc<Shared>,
+    conn: &Arc<Conn>,
+    framed: &mut Framed,
+    addr: SocketAddr,
+) -> Result<(), End> {
+    let deadline = tokio::time::sleep(shared.config.auth_timeout);
+    tokio::pin!(deadline);
+    let timed_out = |shared: &Arc<Shared>| {
+        shared.emit(
+            "clientAuthFail",
+            Payload::new()
+                .str("id", &conn.id)
+                .str("ip", &conn.ip)
+                .error(codes::AUTH_TIMEOUT)
+                .done(),
+        );
+        End::AuthFailed
+    };
+    loop {
+        let line = tokio::select! {
+            _ = &mut deadline => return Err(timed_out(shared)),
+            l = next_line(shared, conn, framed) => l?,
+        };
+        let frame = match parse_line(&line) {
+            Parsed::Invalid(_) => {
+                invalid(shared, conn, &line);
+                continue;
+            }
+            Parsed::Falsy => continue,
+            Parsed::NotObject => {
+                fail(
+                    shared,
+                    conn,
+                    &line,
+                    Failure::from(codes::AUTH_MALFORMED),
+                    None,
+                );
+                return Err(End::AuthFailed);
+            }
+            Parsed::Object(o) => o,
+        };
+        if !auth::frame_is_well_formed(&frame) {
+            fail(
+                shared,
+                conn,
+                &line,
+                Failure::from(codes::AUTH_MALFORMED),
+                None,
+            );
+            return Err(End::AuthFailed);
+        }
+        let data = callback_input(&frame, &addr);
+        let answer = tokio::select! {
+            _ = &mut deadline => return Err(timed_out(shared)),
+            _ = conn.kill.cancelled() => return Err(End::Killed),
+            a = shared.ask_auth(data) => a,
+        };
+        let result = match answer {
+            None => return Err(End::Killed),
+            Some(super::AuthAnswer::Err(err)) => {
+                let error = err.to_string();
+                fail(
+                    shared,
+                    conn,
+                    &line,
+                    Failure::from(codes::AUTH_FAILURE),
+                    Some(&error),
+                );
+                return Err(End::AuthFailed);
+            }
+            Some(super::AuthAnswer::Ok(v)) => v,
+        };
+        let window = shared.config.auth_key_window.as_millis() as i64;
+        let accepted = match auth::check_result(&result, &frame, &addr, now_ms(), window) {
+            Ok(a) => a,
+            Err(f) => {
+                fail(shared, conn, &line, f, None);
+                return Err(End::AuthFailed);
+            }
+        };
+        let channel_json = serde_json::Value::String(accepted.channel.clone()).to_string();
+        let claimed = super::lock(&shared.registry).claim(conn, &accepted.channel);
+        if !claimed {
+            let f = Failure::from(codes::AUTH_CHANNEL).with("provided", channel_json);
+            fail(shared, conn, &line, f, None);
+            return Err(End::AuthFailed);
+        }
+        let reply = format!(
+            "{{\"auth\":true,\"channel\":{channel_json},\"groups\":{}}}\n",
+            accepted.groups.json
+        );
+        let _ = conn.authed.set(Authed {
+            channel: accepted.channel,
+            channel_json,
+            groups: accepted.groups,
+            cipher: accepted.cipher,
+        });
+        let _ = conn.send(Bytes::from(reply), usize::MAX);
+        shared.emit("clientReady", Payload::new().str("id", &conn.id).done());
+        return Ok(());
+    }
+}
+
+/// The auth frame's fields plus the peer's `ip` and `iphash` (upper-case MD5 hex of the ip),
+/// which the server sets so a client cannot spoof them.
+fn callback_input(frame: &RawObject, addr: &SocketAddr) -> String {
+    let ip = auth::normalized_ip(addr);
+    let iphash: String = Md5::digest(ip.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    let mut p = Payload::new();
+    for (k, v) in frame {
+        if k != "ip" && k != "iphash" {
+            p = p.raw(k, v.get());
+        }
+    }
+    p.str("ip", &ip).str("iphash", &iphash).done()
+}
+
+/// Rejects a login: `{"auth":false,…}` to the client, `clientAuthFail` to the application.
+fn fail(shared: &Arc<Shared>, conn: &Arc<Conn>, line: &[u8], f: Failure, error_json: Option<&str>) {
+    let _ = conn.send(Bytes::from(auth_false(f.code)), usize::MAX);
+    let full = f.code.full();
+    let mut p = match error_json {
+        Some(e) => Payload::new().raw("Error", e).str("code", &full),
+        None => Payload::new().error(f.code),
+    };
+    for (k, v) in &f.extra {
+        p = p.raw(k, v);
+    }
+    p = p.raw("raw", &raw_ref(&conn.id, line));
+    shared.emit("clientAuthFail", p.done());
+}
+
+/// Routes frames until the connection ends.
+async fn serve(shared: &Arc<Shared>, conn: &Arc<Conn>, framed: &mut Framed) -> End {
+    let Some(me) = conn.authed.get() else {
+        return End::AuthFailed;
+    };
+    loop {
+        let line = match next_line(shared, conn, framed).await {
+            Ok(l) => l,
+            Err(end) => return end,
+        };
+        let obj = match parse_line(&line) {
+            Parsed::Invalid(_) => {
+                invalid(shared, conn, &line);
+                continue;
+            }
+            Parsed::Falsy => continue,
+            Parsed::NotObject => {
+                malformed(shared, conn, &line);
+                continue;
+            }
+            Parsed::Object(o) => o,
+        };
+        match Envelope::from_object(obj) {
+            Ok(env) => router::route(shared, conn, me, env),
+            Err(_) => malformed(shared, conn, &line),
+        }
+    }
+}
+
+fn malformed(shared: &Arc<Shared>, conn: &Arc<Conn>, line: &[u8]) {
+    shared.emit(
+        "messageError",
+        Payload::new()
+            .error(codes::MESSAGE_MALFORMED)
+            .raw("raw", &raw_ref(&conn.id, line))
+            .done(),
+    );
+}
+
+impl From<Code> for Failure {
+    fn from(code: Code) -> Self {
+        Failure {
+            code,
+            extra: Vec::new(),
+        }
+    }
+}

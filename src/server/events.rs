@@ -1,0 +1,97 @@
+//! Server events: a name and a JSON payload, in the original's shapes (PROTOCOL.md §9 with the
+//! D22 fixes). The embedder receives them in order through an unbounded channel; names starting
+//! with `_` are requests to the embedder (auth and unrouted callbacks, close completion).
+
+use crate::codes::Code;
+use crate::wire::json::push_str;
+use tokio::sync::mpsc;
+
+/// One event.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// Event name, e.g. `clientReady`.
+    pub name: &'static str,
+    /// JSON payload.
+    pub payload: String,
+}
+
+/// Where a server sends its events.
+#[derive(Debug, Clone)]
+pub struct EventSink(mpsc::UnboundedSender<Event>);
+
+impl EventSink {
+    /// A sink and the receiver the embedder drains.
+    pub fn channel() -> (EventSink, mpsc::UnboundedReceiver<Event>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (EventSink(tx), rx)
+    }
+
+    /// Sends an event; a gone embedder is not an error for the server.
+    pub fn send(&self, ev: Event) {
+        let _ = self.0.send(ev);
+    }
+}
+
+/// Builds a JSON object payload field by field.
+pub(crate) struct Payload(Vec<u8>);
+
+impl Payload {
+    pub fn new() -> Self {
+        let mut buf = Vec::with_capacity(128);
+        buf.push(b'{');
+        Payload(buf)
+    }
+
+    fn key(&mut self, k: &str) {
+        if self.0.len() > 1 {
+            self.0.push(b',');
+        }
+        push_str(&mut self.0, k);
+        self.0.push(b':');
+    }
+
+    /// Adds a string field.
+    pub fn str(mut self, k: &str, v: &str) -> Self {
+        self.key(k);
+        push_str(&mut self.0, v);
+        self
+    }
+
+    /// Adds a field whose value is already JSON.
+    pub fn raw(mut self, k: &str, json: &str) -> Self {
+        self.key(k);
+        self.0.extend_from_slice(json.as_bytes());
+        self
+    }
+
+    /// Adds `Error` and `code` for an error code.
+    pub fn error(self, code: Code) -> Self {
+        let full = code.full();
+        self.str("Error", code.text).str("code", &full)
+    }
+
+    /// Finishes the object.
+    pub fn done(mut self) -> String {
+        self.0.push(b'}');
+        String::from_utf8(self.0)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+}
+
+/// `{id, message}` where `message` is a raw frame (trailing LF tolerated).
+pub(crate) fn raw_ref(conn_id: &str, frame: &[u8]) -> String {
+    let frame = trim_lf(frame);
+    Payload::new()
+        .str("id", conn_id)
+        .raw("message", &String::from_utf8_lossy(frame))
+        .done()
+}
+
+/// Drops a trailing LF (and CR) so a wire line can be embedded as a JSON value.
+pub(crate) fn trim_lf(frame: &[u8]) -> &[u8] {
+    let mut end = frame.len();
+    while end > 0 && matches!(frame[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    &frame[..end]
+}

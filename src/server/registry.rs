@@ -1,0 +1,176 @@
+//! Who is connected: every connection by id, and authenticated ones by channel. Only
+//! authenticated connections have a channel entry, so nothing is ever routed to a connection
+//! that has not logged in (D25).
+
+use crate::server::events::Payload;
+use crate::wire::crypto::Cipher;
+use bytes::Bytes;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A client's groups: the wildcard `true` or a non-empty list.
+#[derive(Debug, Clone)]
+pub(crate) struct Groups {
+    /// `groups: true`.
+    pub all: bool,
+    /// The list (empty when `all`).
+    pub list: Vec<Value>,
+    /// The value as JSON, as the auth callback gave it.
+    pub json: String,
+}
+
+impl Groups {
+    /// Strict-equality intersection of two lists; objects and arrays never match, as in JS.
+    pub fn intersects(&self, other: &Groups) -> bool {
+        self.list
+            .iter()
+            .any(|a| !a.is_object() && !a.is_array() && other.list.iter().any(|b| a == b))
+    }
+}
+
+/// What a connection gets once authenticated.
+pub(crate) struct Authed {
+    pub channel: String,
+    pub channel_json: String,
+    pub groups: Groups,
+    pub cipher: Cipher,
+}
+
+/// Why a frame could not be queued for a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendFail {
+    /// The connection is gone.
+    Closed,
+    /// Its outbound queue is over the limit; it is being disconnected.
+    Slow,
+}
+
+/// One TCP connection.
+pub(crate) struct Conn {
+    pub id: String,
+    pub ip: String,
+    tx: mpsc::UnboundedSender<Bytes>,
+    pub queued: AtomicUsize,
+    pub sent: AtomicU64,
+    pub received: AtomicU64,
+    pub kill: CancellationToken,
+    pub slow: AtomicBool,
+    pub authed: OnceLock<Authed>,
+}
+
+impl Conn {
+    pub fn new(
+        id: String,
+        ip: String,
+        tx: mpsc::UnboundedSender<Bytes>,
+        kill: CancellationToken,
+    ) -> Conn {
+        Conn {
+            id,
+            ip,
+            tx,
+            queued: AtomicUsize::new(0),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            kill,
+            slow: AtomicBool::new(false),
+            authed: OnceLock::new(),
+        }
+    }
+
+    /// Queues bytes for the writer. A queue already holding more than `max` bytes means the
+    /// peer is not reading: it is marked slow and disconnected rather than let memory grow.
+    pub fn send(&self, bytes: Bytes, max: usize) -> Result<(), SendFail> {
+        let n = bytes.len();
+        let before = self.queued.fetch_add(n, Ordering::AcqRel);
+        if before > 0 && before + n > max {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            self.slow.store(true, Ordering::Relaxed);
+            self.kill.cancel();
+            return Err(SendFail::Slow);
+        }
+        self.tx.send(bytes).map_err(|_| {
+            self.queued.fetch_sub(n, Ordering::AcqRel);
+            SendFail::Closed
+        })
+    }
+}
+
+/// Every connection of one server.
+#[derive(Default)]
+pub(crate) struct Registry {
+    conns: HashMap<String, Arc<Conn>>,
+    channels: HashMap<String, Arc<Conn>>,
+}
+
+impl Registry {
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn insert(&mut self, conn: Arc<Conn>) {
+        self.conns.insert(conn.id.clone(), conn);
+    }
+
+    /// Removes a connection and the channel it holds.
+    pub fn remove(&mut self, conn: &Conn) {
+        self.conns.remove(&conn.id);
+        if let Some(a) = conn.authed.get() {
+            if self
+                .channels
+                .get(&a.channel)
+                .is_some_and(|c| c.id == conn.id)
+            {
+                self.channels.remove(&a.channel);
+            }
+        }
+    }
+
+    /// Gives `channel` to `conn` unless another connection holds it (`auth_channel`).
+    pub fn claim(&mut self, conn: &Arc<Conn>, channel: &str) -> bool {
+        if self.channels.contains_key(channel) || !self.conns.contains_key(&conn.id) {
+            return false;
+        }
+        self.channels.insert(channel.to_string(), conn.clone());
+        true
+    }
+
+    /// The authenticated connection on `channel`.
+    pub fn lookup(&self, channel: &str) -> Option<Arc<Conn>> {
+        self.channels.get(channel).cloned()
+    }
+
+    /// Every connection, for `getClients()`.
+    pub fn clients_json(&self) -> String {
+        let mut out = String::from("[");
+        for (i, c) in self.conns.values().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let (channel, groups) = match c.authed.get() {
+                Some(a) => (a.channel_json.as_str(), a.groups.json.as_str()),
+                None => ("null", "[]"),
+            };
+            let stats = format!(
+                "{{\"sent\":{},\"received\":{}}}",
+                c.sent.load(Ordering::Relaxed),
+                c.received.load(Ordering::Relaxed)
+            );
+            out.push_str(
+                &Payload::new()
+                    .str("id", &c.id)
+                    .str("ip", &c.ip)
+                    .raw("channel", channel)
+                    .raw("groups", groups)
+                    .raw("stats", &stats)
+                    .done(),
+            );
+        }
+        out.push(']');
+        out
+    }
+}

@@ -1,0 +1,183 @@
+//! Routing of an authenticated connection's message frame (PROTOCOL.md §4.3, in order), with the
+//! server-side fixes: `encrypted: false` honoured (D2), decrypt failures answered instead of
+//! crashing (D3), `groups: true` senders reach everyone (D5), re-encryption always padded with
+//! PAD16 (D11), self-addressed frames answered with `message_self` (D24), unknown unrouted codes
+//! mapped to `message_norecipient` (D18).
+
+use super::events::{raw_ref, Payload};
+use super::registry::{Authed, Conn, SendFail};
+use super::Shared;
+use crate::codes::{self, Code};
+use crate::wire::crypto;
+use crate::wire::json;
+use crate::wire::message::Envelope;
+use bytes::Bytes;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long an unrouted callback may take before its frame counts as taken over; its pending
+/// entry is dropped then, so a callback that never answers leaks nothing.
+const UNROUTED_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Routes one frame from `sender` (which is authenticated).
+pub(crate) fn route(
+    shared: &Arc<Shared>,
+    sender: &Arc<Conn>,
+    me: &Authed,
+    mut env: Envelope,
+) {
+    env.set_header("from", me.channel_json.clone());
+    env.set_header("groups", me.groups.json.clone());
+
+    // Step 4: the plaintext JSON of an encrypted body.
+    let plain: Option<String> = if env.encrypted() {
+        let piece = json::as_str(env.body())
+            .and_then(|hex| me.cipher.decrypt_piece(hex.as_bytes()).ok().flatten())
+            .filter(|p| json::is_truthy_json(p));
+        match piece {
+            Some(p) => Some(p),
+            None => return reject(shared, sender, me, &env, codes::MESSAGE_DECRYPT),
+        }
+    } else {
+        None
+    };
+
+    let Some(to) = env.to().map(|c| c.into_owned()) else {
+        return reject(shared, sender, me, &env, codes::MESSAGE_NORECIPIENT);
+    };
+    if to == me.channel {
+        return reject(shared, sender, me, &env, codes::MESSAGE_SELF);
+    }
+
+    let recipient = super::lock(&shared.registry).lookup(&to);
+    let Some(recipient) = recipient else {
+        if shared.has_unrouted.load(Ordering::Relaxed) {
+            // The callback runs beside the connection, so a slow or silent callback cannot
+            // stall the sender's other traffic.
+            let frame = env.encode(plain.as_deref());
+            let data = raw_ref(&sender.id, &frame);
+            let (shared2, sender2) = (shared.clone(), sender.clone());
+            shared.tracker.spawn(async move {
+                let answer =
+                    tokio::time::timeout(UNROUTED_DEADLINE, shared2.ask_unrouted(data)).await;
+                if let (Ok(Some(Some(code))), Some(me)) = (answer, sender2.authed.get()) {
+                    let code = codes::lookup(&code).unwrap_or(codes::MESSAGE_NORECIPIENT);
+                    reject(&shared2, &sender2, me, &env, code);
+                }
+            });
+            return;
+        }
+        return reject(shared, sender, me, &env, codes::MESSAGE_NORECIPIENT);
+    };
+    let Some(them) = recipient.authed.get() else {
+        return reject(shared, sender, me, &env, codes::MESSAGE_NORECIPIENT);
+    };
+
+    // Step 7. A wildcard sender passes (D5); the recipient then sees its own groups in the
+    // header so that stock clients' receive check (§5 step 3) accepts the frame.
+    if !(them.groups.all || me.groups.all || me.groups.intersects(&them.groups)) {
+        return reject(shared, sender, me, &env, codes::MESSAGE_GROUP);
+    }
+    if me.groups.all && !them.groups.all {
+        env.set_header("groups", them.groups.json.clone());
+    }
+
+    // Step 8.
+    let body = match &plain {
+        Some(p) => match reencrypt(them, p) {
+            Some(b) => Some(b),
+            None => return reject(shared, sender, me, &env, codes::MESSAGE_DECRYPT),
+        },
+        None => None,
+    };
+    let frame = Bytes::from(env.encode(body.as_deref()));
+    deliver(shared, sender, me, &env, &recipient, frame);
+}
+
+/// Writes a routed frame to its recipient and accounts for it.
+fn deliver(
+    shared: &Arc<Shared>,
+    sender: &Arc<Conn>,
+    me: &Authed,
+    env: &Envelope,
+    recipient: &Arc<Conn>,
+    frame: Bytes,
+) {
+    let event = shared
+        .want_message
+        .load(Ordering::Relaxed)
+        .then(|| raw_ref(&recipient.id, &frame));
+    match recipient.send(frame, shared.config.max_queue_bytes) {
+        Ok(()) => {
+            shared.routed.fetch_add(1, Ordering::Relaxed);
+            sender.sent.fetch_add(1, Ordering::Relaxed);
+            recipient.received.fetch_add(1, Ordering::Relaxed);
+            if let Some(payload) = event {
+                shared.emit("message", payload);
+            }
+        }
+        Err(SendFail::Slow) => reject(shared, sender, me, env, codes::CLIENT_SLOW),
+        Err(SendFail::Closed) => reject(shared, sender, me, env, codes::CLIENT_SEND),
+    }
+}
+
+/// The JSON text of a body encrypted for `them`: delimiter escaped (D6), PAD16 (D11), as a JSON
+/// string of lowercase hex. `None` when the plaintext exceeds the cipher's 16 MiB limit.
+fn reencrypt(them: &Authed, plain: &str) -> Option<String> {
+    let escaped = crypto::escape_delimiter(plain.as_bytes());
+    let mut out = Vec::with_capacity(2 + 2 * (escaped.len() + 32));
+    out.push(b'"');
+    them.cipher
+        .encrypt_hex_into(&escaped, crypto::PAD16, &mut out)
+        .ok()?;
+    out.push(b'"');
+    String::from_utf8(out).ok()
+}
+
+/// Reports a routing failure (`messageError`) and answers the sender with the synthesized error
+/// reply of §4.5, byte-compatible with the original.
+pub(crate) fn reject(
+    shared: &Arc<Shared>,
+    sender: &Arc<Conn>,
+    me: &Authed,
+    env: &Envelope,
+    code: Code,
+) {
+    let forwarded = env.encode(None);
+    let full = code.full();
+    shared.emit(
+        "messageError",
+        Payload::new()
+            .error(code)
+            .raw("raw", &raw_ref(&sender.id, &forwarded))
+            .done(),
+    );
+    let null = "null";
+    let id = env.header("id").map(|v| v.get()).unwrap_or(null);
+    let from = env.header("to").map(|v| v.get()).unwrap_or(null);
+    let encrypted = env
+        .header("encrypted")
+        .map(|v| v.get())
+        .filter(|v| json::truthy(v))
+        .unwrap_or("false");
+    let body_json = Payload::new()
+        .str("error", code.text)
+        .str("code", &full)
+        .done();
+    let body = if encrypted != "false" {
+        match reencrypt(me, &body_json) {
+            Some(b) => b,
+            None => return,
+        }
+    } else {
+        body_json
+    };
+    let reply = format!(
+        "{{\"headers\":{{\"id\":{id},\"from\":{from},\"to\":{to},\"type\":\"reply\",\"status\":\"error\",\"encrypted\":{encrypted},\"groups\":{groups}}},\"body\":{body}}}\n",
+        to = me.channel_json,
+        groups = me.groups.json,
+    );
+    // A sender too slow to take its own error reply is being dropped already.
+    let _ = sender.send(Bytes::from(reply), shared.config.max_queue_bytes);
+}

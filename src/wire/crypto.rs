@@ -1,0 +1,481 @@
+//! Payload encryption of ricochet 0.3.x (PROTOCOL.md §2), byte-compatible with Node's
+//! `crypto.createCipher('aes-256-xts', password)`.
+//!
+//! * Key derivation: OpenSSL `EVP_BytesToKey` with MD5, no salt, one round, giving a
+//!   64-byte XTS key and a 16-byte iv ([`derive_key_iv`]).
+//! * Cipher: XTS-AES-256 (IEEE 1619) with `key1 = key[0..32)` for the data,
+//!   `key2 = key[32..64)` for the tweak, the iv as the tweak and the **whole plaintext as a
+//!   single data unit** (ciphertext stealing for a partial last block).
+//! * Plaintext: `data ‖ DELIM ‖ (pad if non-empty else PAD16)`; wire form: lowercase hex.
+//! * Receiver: Node hex rules, decrypt, lossy UTF-8, JS `trim`, split on [`DELIM`].
+//!
+//! Every decode/decrypt failure is reported as a [`CryptoError`] value instead of
+//! throwing (defect D3); receivers split at the last delimiter (D6) and the authKey is
+//! compared before trimming (D10, [`split_untrimmed`]).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use aes::cipher::KeyInit;
+use aes::Aes256;
+use md5::{Digest, Md5};
+use xts_mode::Xts128;
+
+/// The delimiter between the data and the padding: `"{ENCRYPT}"` including both double
+/// quotes (11 bytes).
+pub const DELIM: &[u8] = b"\"{ENCRYPT}\"";
+
+/// The default padding: sixteen LF bytes, used when the pad is empty.
+pub const PAD16: &[u8] = b"\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n";
+
+/// Smallest plaintext/ciphertext (in bytes) that XTS accepts: one full block.
+pub const MIN_PLAINTEXT: usize = 16;
+
+/// Largest plaintext/ciphertext (in bytes) of one XTS data unit: 2^20 blocks (16 MiB).
+pub const MAX_PLAINTEXT: usize = 16 * 1024 * 1024;
+
+/// [`DELIM`] as text, for searching decoded strings.
+const DELIM_STR: &str = "\"{ENCRYPT}\"";
+
+/// What a sender writes instead of [`DELIM`] inside JSON text (same JSON value, D6).
+const DELIM_ESCAPED: &[u8] = b"\"\\u007bENCRYPT}";
+
+/// Lowercase hex digits.
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Why a payload could not be encrypted or decrypted.
+///
+/// Receivers should treat every variant exactly like a wrong key (D3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CryptoError {
+    /// The hex text has an odd length (in UTF-16 code units, as Node measures it).
+    OddHex,
+    /// The plaintext/ciphertext is shorter than [`MIN_PLAINTEXT`] bytes.
+    TooShort,
+    /// The plaintext/ciphertext is longer than [`MAX_PLAINTEXT`] bytes.
+    TooLong,
+}
+
+impl fmt::Display for CryptoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CryptoError::OddHex => "encrypted payload is not valid hex (odd length)",
+            CryptoError::TooShort => "encrypted payload is shorter than 16 bytes",
+            CryptoError::TooLong => "encrypted payload is longer than 16 MiB",
+        })
+    }
+}
+
+impl std::error::Error for CryptoError {}
+
+/// `EVP_BytesToKey(MD5, no salt, 1 round)` over `password`: `D1 = MD5(P)`,
+/// `Di = MD5(D(i-1) ‖ P)`; returns `(D1‖D2‖D3‖D4, D5)` as (key, iv).
+pub fn derive_key_iv(password: &[u8]) -> ([u8; 64], [u8; 16]) {
+    let mut material = [0u8; 80];
+    let mut prev: Option<[u8; 16]> = None;
+    for chunk in material.chunks_exact_mut(16) {
+        let mut hasher = Md5::new();
+        if let Some(p) = &prev {
+            hasher.update(p);
+        }
+        hasher.update(password);
+        let digest: [u8; 16] = hasher.finalize().into();
+        chunk.copy_from_slice(&digest);
+        prev = Some(digest);
+    }
+    let mut key = [0u8; 64];
+    let mut iv = [0u8; 16];
+    key.copy_from_slice(&material[..64]);
+    iv.copy_from_slice(&material[64..]);
+    (key, iv)
+}
+
+/// A password's derived cipher, built once per key and reused (key schedule is not free).
+///
+/// Cloning is cheap (the key schedules are shared).
+#[derive(Clone)]
+pub struct Cipher {
+    /// XTS with key1 (data) and key2 (tweak) schedules.
+    xts: Arc<Xts128<Aes256>>,
+    /// The tweak: the iv from the key derivation.
+    iv: [u8; 16],
+}
+
+impl fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print key material.
+        f.debug_struct("Cipher").finish_non_exhaustive()
+    }
+}
+
+impl Cipher {
+    /// Derives key and iv from `password` (its UTF-8 bytes) and builds both AES-256 key
+    /// schedules. An empty password is allowed.
+    pub fn new(password: &[u8]) -> Cipher {
+        let (key, iv) = derive_key_iv(password);
+        let mut k1 = [0u8; 32];
+        let mut k2 = [0u8; 32];
+        k1.copy_from_slice(&key[..32]);
+        k2.copy_from_slice(&key[32..]);
+        let xts = Xts128::new(Aes256::new(&k1.into()), Aes256::new(&k2.into()));
+        Cipher {
+            xts: Arc::new(xts),
+            iv,
+        }
+    }
+
+    /// plaintext = data ‖ DELIM ‖ (pad if non-empty else PAD16); returns lowercase hex.
+    pub fn encrypt_hex(&self, data: &[u8], pad: &[u8]) -> Result<String, CryptoError> {
+        let mut out = Vec::new();
+        self.encrypt_hex_into(data, pad, &mut out)?;
+        // Only ASCII hex digits were written.
+        Ok(out.into_iter().map(char::from).collect())
+    }
+
+    /// Same, but appends the hex to `out` (avoid an extra allocation on the hot path).
+    ///
+    /// On error `out` is left unchanged.
+    pub fn encrypt_hex_into(
+        &self,
+        data: &[u8],
+        pad: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
+        let pad = if pad.is_empty() { PAD16 } else { pad };
+        let n = data
+            .len()
+            .saturating_add(DELIM.len())
+            .saturating_add(pad.len());
+        check_len(n)?;
+        let start = out.len();
+        out.resize(start + 2 * n, 0);
+        let region = &mut out[start..];
+        // Build the plaintext in the upper half of the hex region, encrypt it in place,
+        // then expand it to hex front to back: writing positions 2i and 2i+1 never
+        // overtakes the unread bytes at n+j (j > i).
+        {
+            let (_, upper) = region.split_at_mut(n);
+            let (d, rest) = upper.split_at_mut(data.len());
+            d.copy_from_slice(data);
+            let (m, p) = rest.split_at_mut(DELIM.len());
+            m.copy_from_slice(DELIM);
+            p.copy_from_slice(pad);
+            self.xts.encrypt_sector(upper, self.iv);
+        }
+        for i in 0..n {
+            let b = region[n + i];
+            region[2 * i] = HEX_DIGITS[usize::from(b >> 4)];
+            region[2 * i + 1] = HEX_DIGITS[usize::from(b & 0x0f)];
+        }
+        Ok(())
+    }
+
+    /// Node hex rules (odd length -> OddHex; otherwise decoding stops silently at the first non-hex pair; either case accepted), then decrypt as one unit (<16 bytes TooShort, >16MiB TooLong). Returns the raw plaintext bytes.
+    ///
+    /// `hex` is the UTF-8 form of the JS string; like Node, its length is measured in
+    /// UTF-16 code units. There is no integrity check: a wrong key yields garbage.
+    pub fn decrypt_hex(&self, hex: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if utf16_len_is_odd(hex) {
+            return Err(CryptoError::OddHex);
+        }
+        let pairs = hex
+            .chunks_exact(2)
+            .take_while(|p| hex_val(p[0]).is_some() && hex_val(p[1]).is_some())
+            .count();
+        check_len(pairs)?;
+        let mut buf: Vec<u8> = hex
+            .chunks_exact(2)
+            .take(pairs)
+            .map(|p| match (hex_val(p[0]), hex_val(p[1])) {
+                (Some(h), Some(l)) => (h << 4) | l,
+                _ => 0, // unreachable: the prefix was validated above
+            })
+            .collect();
+        self.xts.decrypt_sector(&mut buf, self.iv);
+        Ok(buf)
+    }
+
+    /// Convenience: decrypt a body: decrypt_hex + receiver_piece.
+    pub fn decrypt_piece(&self, hex: &[u8]) -> Result<Option<String>, CryptoError> {
+        self.decrypt_hex(hex).map(|pt| receiver_piece(&pt))
+    }
+}
+
+/// Checks a plaintext/ciphertext length against the XTS data-unit limits.
+fn check_len(n: usize) -> Result<(), CryptoError> {
+    if n < MIN_PLAINTEXT {
+        Err(CryptoError::TooShort)
+    } else if n > MAX_PLAINTEXT {
+        Err(CryptoError::TooLong)
+    } else {
+        Ok(())
+    }
+}
+
+/// Value of one hex digit (either case).
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Whether the UTF-16 length of the UTF-8 text `s` is odd: every non-continuation byte
+/// starts one code unit, and 4-byte sequences (lead 0xF0..=0xF7) add a second one.
+fn utf16_len_is_odd(s: &[u8]) -> bool {
+    if s.is_ascii() {
+        return s.len() % 2 == 1;
+    }
+    let units = s
+        .iter()
+        .map(|&b| match b {
+            0x80..=0xBF => 0usize,
+            0xF0..=0xF7 => 2,
+            _ => 1,
+        })
+        .sum::<usize>();
+    units % 2 == 1
+}
+
+/// Whether `c` is JS whitespace or a line terminator (what `String.prototype.trim` strips).
+fn is_js_whitespace(c: char) -> bool {
+    matches!(
+        c,
+        '\u{0009}'..='\u{000D}'
+            | '\u{0020}'
+            | '\u{00A0}'
+            | '\u{1680}'
+            | '\u{2000}'..='\u{200A}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{202F}'
+            | '\u{205F}'
+            | '\u{3000}'
+            | '\u{FEFF}'
+    )
+}
+
+/// JS String.prototype.trim with the exact JS whitespace set (see js_trim_code_points; NOT Rust's str::trim).
+pub fn js_trim(s: &str) -> &str {
+    s.trim_matches(is_js_whitespace)
+}
+
+/// Receiver step 3-5 of §2.6 with the D6 fix: lossy UTF-8 decode, js_trim, split at the LAST DELIM (keep what is before it; no DELIM → whole text), empty → None.
+pub fn receiver_piece(plaintext: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(plaintext);
+    let trimmed = js_trim(&text);
+    let piece = match trimmed.rfind(DELIM_STR) {
+        Some(i) => &trimmed[..i],
+        None => trimmed,
+    };
+    (!piece.is_empty()).then(|| piece.to_owned())
+}
+
+/// The original's (pre-D6) behaviour: split at the FIRST DELIM. Used only to prove the vectors' receiver_result.
+pub fn receiver_piece_first(plaintext: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(plaintext);
+    let trimmed = js_trim(&text);
+    let piece = match trimmed.find(DELIM_STR) {
+        Some(i) => &trimmed[..i],
+        None => trimmed,
+    };
+    (!piece.is_empty()).then(|| piece.to_owned())
+}
+
+/// D10: the authKey check compares the piece BEFORE trimming: lossy UTF-8, split at the last DELIM, no trim; also returns the tail after that DELIM (D1: the server checks it equals the authStamp hex). None if no DELIM.
+pub fn split_untrimmed(plaintext: &[u8]) -> Option<(String, String)> {
+    let text = String::from_utf8_lossy(plaintext);
+    let i = text.rfind(DELIM_STR)?;
+    let before = &text[..i];
+    let after = &text[i + DELIM_STR.len()..];
+    Some((before.to_owned(), after.to_owned()))
+}
+
+/// Escape for senders (D6): replace every occurrence of the bytes `"{ENCRYPT}"` inside JSON text by `"\u007bENCRYPT}"` (same JSON value; see vector delimiter_escaped_by_sender). Returns Cow to avoid copying when absent.
+///
+/// In valid JSON the `{` of such an occurrence is always inside a string literal, so the
+/// escape keeps the value. Overlapping occurrences (sharing a quote) are all escaped, so
+/// the result never contains [`DELIM`].
+pub fn escape_delimiter(json: &[u8]) -> Cow<'_, [u8]> {
+    let Some(first) = find(json, DELIM) else {
+        return Cow::Borrowed(json);
+    };
+    let mut out = Vec::with_capacity(json.len() + 8);
+    let mut rest = json;
+    let mut next = Some(first);
+    while let Some(i) = next {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(DELIM_ESCAPED);
+        // Keep the closing quote unconsumed: it may open the next occurrence.
+        rest = &rest[i + DELIM.len() - 1..];
+        next = find(rest, DELIM);
+    }
+    out.extend_from_slice(rest);
+    Cow::Owned(out)
+}
+
+/// Position of the first occurrence of `needle` in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const fn assert_send_sync<T: Send + Sync + Clone>() {}
+    const _: () = assert_send_sync::<Cipher>();
+
+    #[test]
+    fn constants_have_the_documented_bytes() {
+        assert_eq!(
+            DELIM,
+            hex::decode("227b454e43525950547d22").unwrap().as_slice()
+        );
+        assert_eq!(DELIM.len(), 11);
+        assert_eq!(PAD16, [b'\n'; 16].as_slice());
+        assert_eq!(DELIM_STR.as_bytes(), DELIM);
+    }
+
+    #[test]
+    fn key_derivation_matches_the_spec_example() {
+        let (key, iv) = derive_key_iv(b"secret-private-key");
+        let key = hex::encode(key);
+        assert!(key.starts_with("00a51fb0"), "{key}");
+        assert!(key.ends_with("5127023ae64c"), "{key}");
+        assert_eq!(hex::encode(iv), "51b6778de0e353052aa4af09c919d11a");
+    }
+
+    #[test]
+    fn js_trim_strips_js_whitespace_only() {
+        assert_eq!(js_trim(" \t\n\u{b}\u{c}\r x y \u{a0}\u{feff}"), "x y");
+        assert_eq!(
+            js_trim("\u{1680}\u{2000}\u{200a}\u{2028}\u{2029}z\u{202f}\u{205f}\u{3000}"),
+            "z"
+        );
+        // U+0085 is whitespace for Rust but not for JS; U+FEFF is the reverse.
+        assert_eq!(js_trim("\u{85}a\u{85}"), "\u{85}a\u{85}");
+        assert_eq!("\u{85}a\u{85}".trim(), "a");
+        assert_eq!(js_trim("\u{feff}a"), "a");
+        assert_eq!(js_trim("\u{200b}a"), "\u{200b}a");
+        assert_eq!(js_trim(""), "");
+        assert_eq!(js_trim(" \n "), "");
+    }
+
+    #[test]
+    fn escape_delimiter_keeps_the_json_value_and_removes_every_delimiter() {
+        let plain = br#"{"a":"b"}"#;
+        assert!(matches!(escape_delimiter(plain), Cow::Borrowed(_)));
+
+        let raw = br#"{"a":"{ENCRYPT}","b":1}"#;
+        let esc = escape_delimiter(raw);
+        assert_eq!(&*esc, br#"{"a":"\u007bENCRYPT}","b":1}"#.as_slice());
+
+        for raw in [
+            br#"{"{ENCRYPT}":"{ENCRYPT}"}"#.as_slice(),
+            br#"["x\"{ENCRYPT}"]"#,
+            br#"["{ENCRYPT}\"{ENCRYPT}"]"#,
+            br#"["\"{ENCRYPT}\"{ENCRYPT}"]"#,
+        ] {
+            let esc = escape_delimiter(raw);
+            assert!(
+                find(&esc, DELIM).is_none(),
+                "{}",
+                String::from_utf8_lossy(&esc)
+            );
+            let before: serde_json::Value = serde_json::from_slice(raw).unwrap();
+            let after: serde_json::Value = serde_json::from_slice(&esc).unwrap();
+            assert_eq!(before, after);
+        }
+    }
+
+    #[test]
+    fn hex_follows_node_rules() {
+        let c = Cipher::new(b"secret");
+        let hex = c.encrypt_hex(b"hello world", b"").unwrap();
+        let pt = c.decrypt_hex(hex.as_bytes()).unwrap();
+        // Uppercase accepted.
+        assert_eq!(c.decrypt_hex(hex.to_uppercase().as_bytes()).unwrap(), pt);
+        // Decoding stops at the first non-hex pair.
+        assert_eq!(
+            c.decrypt_hex(format!("{hex}zz00ff").as_bytes()).unwrap(),
+            pt
+        );
+        assert_eq!(c.decrypt_hex(format!("{hex}0z").as_bytes()).unwrap(), pt);
+        // Odd length rejected before decoding.
+        assert_eq!(
+            c.decrypt_hex(&hex.as_bytes()[1..]),
+            Err(CryptoError::OddHex)
+        );
+        assert_eq!(c.decrypt_hex(b"[object Object]"), Err(CryptoError::OddHex));
+        // Non-hex decodes to nothing.
+        assert_eq!(c.decrypt_hex(b"zzzz"), Err(CryptoError::TooShort));
+        assert_eq!(c.decrypt_hex(b""), Err(CryptoError::TooShort));
+        assert_eq!(
+            c.decrypt_hex(&hex.as_bytes()[..30]),
+            Err(CryptoError::TooShort)
+        );
+        // Length is counted in UTF-16 code units: "é" is 1 unit (2 bytes), "😀" is 2 (4 bytes).
+        assert_eq!(c.decrypt_hex(format!("{hex}é0").as_bytes()).unwrap(), pt);
+        assert_eq!(
+            c.decrypt_hex(format!("{hex}é").as_bytes()),
+            Err(CryptoError::OddHex)
+        );
+        assert_eq!(c.decrypt_hex(format!("{hex}😀").as_bytes()).unwrap(), pt);
+    }
+
+    #[test]
+    fn encrypt_round_trips_and_respects_limits() {
+        let c = Cipher::new(b"");
+        let mut out = b"prefix:".to_vec();
+        c.encrypt_hex_into(b"abcd", b"X", &mut out).unwrap();
+        assert_eq!(&out[..7], b"prefix:");
+        assert_eq!(out.len(), 7 + 32);
+        assert!(out[7..].iter().all(|b| HEX_DIGITS.contains(b)));
+        let pt = c.decrypt_hex(&out[7..]).unwrap();
+        assert_eq!(pt, b"abcd\"{ENCRYPT}\"X");
+        assert_eq!(c.encrypt_hex(b"abc", b"X"), Err(CryptoError::TooShort));
+        let mut untouched = b"keep".to_vec();
+        assert_eq!(
+            c.encrypt_hex_into(b"abc", b"X", &mut untouched),
+            Err(CryptoError::TooShort)
+        );
+        assert_eq!(untouched, b"keep");
+        assert_eq!(
+            c.decrypt_piece(c.encrypt_hex(b"{}", b"").unwrap().as_bytes()),
+            Ok(Some("{}".into()))
+        );
+    }
+
+    #[test]
+    fn receivers_split_as_documented() {
+        let pt = b" \t{\"a\":\"{ENCRYPT}\"} \"{ENCRYPT}\"pad\n";
+        assert_eq!(receiver_piece_first(pt).as_deref(), Some("{\"a\":"));
+        assert_eq!(
+            receiver_piece(pt).as_deref(),
+            Some("{\"a\":\"{ENCRYPT}\"} ")
+        );
+        assert_eq!(
+            split_untrimmed(pt),
+            Some((" \t{\"a\":\"{ENCRYPT}\"} ".to_owned(), "pad\n".to_owned()))
+        );
+        assert_eq!(receiver_piece(b"  \"{ENCRYPT}\"\n"), None);
+        assert_eq!(
+            receiver_piece(b"  no delim \n").as_deref(),
+            Some("no delim")
+        );
+        assert_eq!(split_untrimmed(b"no delim"), None);
+        assert_eq!(
+            split_untrimmed(b"\"{ENCRYPT}\""),
+            Some((String::new(), String::new()))
+        );
+        // Invalid UTF-8 becomes U+FFFD without eating the delimiter.
+        assert_eq!(
+            receiver_piece(b"a\xe2\"{ENCRYPT}\"").as_deref(),
+            Some("a\u{fffd}")
+        );
+    }
+}

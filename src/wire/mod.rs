@@ -1,0 +1,7 @@
+//! Wire format: line framing ([`frame`]), payload encryption ([`crypto`]) and the parts of a
+//! message frame the router reads and rewrites ([`message`]).
+
+pub mod crypto;
+pub mod frame;
+pub mod json;
+pub mod message;
