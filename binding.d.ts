@@ -9,6 +9,20 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** The native client behind `lib/client.js`. */
+export declare class NativeClient {
+  /** A client that is not connected. */
+  constructor()
+  /** Starts connecting; events go to `on_events` until `close()`. */
+  connect(opts: NativeClientOptions, onEvents: (arg: string) => void): void
+  /** Sends a frame; returns `null` or the `ricochet.*` code of the failure. */
+  send(headersJson: string, bodyJson: string, encrypt: boolean, id: string): string | null
+  /** Bytes waiting to be written. */
+  buffered(): number
+  /** Stops reconnecting and closes; `_closed` is the last event. */
+  close(): Promise<void>
+}
+
 /** The native server behind `lib/server.js`. */
 export declare class NativeServer {
   /** A server that is not listening yet. */
@@ -33,6 +47,32 @@ export declare class NativeServer {
   clients(): string
   /** The `ricochet.*` error table as JSON `[[name, text], …]`, the source of `errorCodes`. */
   static errorTable(): string
+}
+
+/** Connection options, validated by `lib/client-options.js`. */
+export interface NativeClientOptions {
+  /** Server host. */
+  host: string
+  /** Server port. */
+  port: number
+  /** Local address to bind. */
+  localAddress?: string
+  /** `publicKey` as JSON. */
+  publicKeyJson: string
+  /** Encryption password. */
+  privateKey: string
+  /** authKey. */
+  authKey: string
+  /** First reconnect delay in ms. */
+  reconnect: number
+  /** Longest reconnect delay in ms. */
+  reconnectMax: number
+  /** Longest accepted line. */
+  maxMessageSize: number
+  /** Outbound buffer bound in bytes. */
+  maxBuffer: number
+  /** Outbound high-water mark in bytes. */
+  highWater: number
 }
 
 /** Limits and timeouts, already merged with defaults and validated by `lib/options.js`. */

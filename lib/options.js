@@ -7,7 +7,7 @@ const MiB = 1024 * 1024
 
 const DEFAULTS = Object.freeze({
   delimiters: { message: '\n', encryption: '"{ENCRYPT}"', authKey: '$#AUTH#$' },
-  timeouts: { reconnect: 1500, message: 5000, latencyBuffer: 500, auth: 3500, authKey: 30000 },
+  timeouts: { reconnect: 1500, reconnectMax: 30000, message: 5000, latencyBuffer: 500, auth: 3500, authKey: 30000 },
   events: { wildcard: true, delimiter: '.', newListener: false, maxListeners: 10 },
   encoding: 'utf8',
   encryption: 'aes-256-xts',
@@ -16,7 +16,10 @@ const DEFAULTS = Object.freeze({
   port: 23225,
   maxMessageSize: 40 * MiB,
   maxQueueSize: 64 * MiB,
-  maxConnections: 10000
+  maxConnections: 10000,
+  maxQueue: 1000,
+  maxBuffer: 64 * MiB,
+  highWaterMark: 1 * MiB
 })
 
 const ENCRYPTIONS = ['aes-256-xts']
@@ -83,11 +86,14 @@ function resolveConfig (config) {
     warnOnce('ENCODING', 'ricochet: encoding is ignored; frames are always UTF-8')
     cfg.encoding = 'utf8'
   }
-  for (const t of ['reconnect', 'message', 'auth', 'authKey']) positive(cfg, ['timeouts', t])
+  for (const t of ['reconnect', 'reconnectMax', 'message', 'auth', 'authKey']) positive(cfg, ['timeouts', t])
   positive(cfg, ['timeouts', 'latencyBuffer'], { min: 0 })
   positive(cfg, ['maxMessageSize'], { integer: true, min: 64 })
   positive(cfg, ['maxQueueSize'], { integer: true, min: 1024 })
   positive(cfg, ['maxConnections'], { integer: true })
+  positive(cfg, ['maxQueue'], { integer: true, min: 0 })
+  positive(cfg, ['maxBuffer'], { integer: true, min: 1024 })
+  positive(cfg, ['highWaterMark'], { integer: true, min: 1 })
   return cfg
 }
 

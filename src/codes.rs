@@ -66,6 +66,8 @@ codes! {
     CLIENT_QUEUEFULL = "client_queuefull", "Send queue is full.";
     SERVER_CLOSED = "server_closed", "Server is closed.";
     SERVER_MAXCONNECTIONS = "server_maxconnections", "Server has reached its connection limit.";
+    REQUEST_FAILED = "request_failed", "Responder answered the request with an error.";
+    REQUEST_ABORTED = "request_aborted", "Request was aborted.";
 }
 
 /// Number of codes inherited from ricochet.js 0.3.x (they come first in [`ALL`]).

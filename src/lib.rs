@@ -4,11 +4,13 @@
 //! - [`codes`]: the `ricochet.*` error table, the single source of the JS `errorCodes`.
 //! - [`config`]: server settings and their defaults.
 //! - [`wire`]: line framing, payload encryption and raw-JSON frame handling.
+//! - [`client`]: the tokio client: connect, reconnect with backoff, auth, receive checks.
 //! - [`server`]: the tokio server: accept loop, per-connection tasks, auth and routing.
 //! - `binding`: the only napi code; turns the core into the `NativeServer` class.
 //!
 //! Everything but `binding` is plain tokio code tested by `cargo test` without Node.
 
+pub mod client;
 pub mod codes;
 pub mod config;
 pub mod server;

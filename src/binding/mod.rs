@@ -1,4 +1,4 @@
-//! The only napi code: `NativeServer`, the native half of the JS `Server` class.
+//! The only napi code: `NativeServer` and `NativeClient`, the native halves of the JS classes.
 //!
 //! Events travel to JS in batches: one threadsafe-function call carries every event queued
 //! since the previous call, as one JSON array `[name, payload, name, payload, …]`, and exactly
@@ -13,6 +13,8 @@ use napi_derive::napi;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
+
+mod client;
 
 /// Most events put in one batch.
 const MAX_BATCH: usize = 1024;
@@ -61,6 +63,53 @@ fn listen_error(e: ListenError) -> Error {
     Error::new(Status::GenericFailure, format!("{code}|{e}"))
 }
 
+/// Forwards events to `on_events` in batches until an `_closed` event, then releases the
+/// function so Node may exit.
+pub(crate) fn spawn_pump(
+    mut rx: UnboundedReceiver<Event>,
+    on_events: Function<String, ()>,
+) -> Result<()> {
+    let tsfn: EventFn = on_events
+        .build_threadsafe_function()
+        .callee_handled::<false>()
+        .build()?;
+    napi::bindgen_prelude::spawn(async move {
+        let mut done = false;
+        while !done {
+            let Some(first) = rx.recv().await else { break };
+            let mut batch = String::with_capacity(256);
+            batch.push('[');
+            let push = |ev: Event, batch: &mut String| {
+                if batch.len() > 1 {
+                    batch.push(',');
+                }
+                batch.push('"');
+                batch.push_str(ev.name);
+                batch.push_str("\",");
+                batch.push_str(&ev.payload);
+                ev.name == "_closed"
+            };
+            done = push(first, &mut batch);
+            let mut n = 1;
+            while !done && n < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(ev) => {
+                        done = push(ev, &mut batch);
+                        n += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+            batch.push(']');
+            if tsfn.call_async(batch).await.is_err() {
+                break;
+            }
+        }
+        drop(tsfn);
+    });
+    Ok(())
+}
+
 #[napi]
 impl NativeServer {
     /// A server that is not listening yet.
@@ -84,7 +133,7 @@ impl NativeServer {
     /// Starts delivering events to `on_events`; keeps the process alive until `close()`.
     #[napi]
     pub fn start(&self, on_events: Function<String, ()>) -> Result<()> {
-        let Some(mut rx) = self
+        let Some(rx) = self
             .events
             .lock()
             .map_err(|_| Error::from_reason("poisoned"))?
@@ -92,45 +141,7 @@ impl NativeServer {
         else {
             return Err(Error::from_reason("events already started"));
         };
-        let tsfn: EventFn = on_events
-            .build_threadsafe_function()
-            .callee_handled::<false>()
-            .build()?;
-        napi::bindgen_prelude::spawn(async move {
-            let mut done = false;
-            while !done {
-                let Some(first) = rx.recv().await else { break };
-                let mut batch = String::with_capacity(256);
-                batch.push('[');
-                let push = |ev: Event, batch: &mut String| {
-                    if batch.len() > 1 {
-                        batch.push(',');
-                    }
-                    batch.push('"');
-                    batch.push_str(ev.name);
-                    batch.push_str("\",");
-                    batch.push_str(&ev.payload);
-                    ev.name == "_closed"
-                };
-                done = push(first, &mut batch);
-                let mut n = 1;
-                while !done && n < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(ev) => {
-                            done = push(ev, &mut batch);
-                            n += 1;
-                        }
-                        Err(_) => break,
-                    }
-                }
-                batch.push(']');
-                if tsfn.call_async(batch).await.is_err() {
-                    break;
-                }
-            }
-            // Dropping the function here releases it, so Node may exit once closed.
-            drop(tsfn);
-        });
+        spawn_pump(rx, on_events)?;
         Ok(())
     }
 

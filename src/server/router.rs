@@ -21,12 +21,7 @@ use std::time::Duration;
 const UNROUTED_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Routes one frame from `sender` (which is authenticated).
-pub(crate) fn route(
-    shared: &Arc<Shared>,
-    sender: &Arc<Conn>,
-    me: &Authed,
-    mut env: Envelope,
-) {
+pub(crate) fn route(shared: &Arc<Shared>, sender: &Arc<Conn>, me: &Authed, mut env: Envelope) {
     env.set_header("from", me.channel_json.clone());
     env.set_header("groups", me.groups.json.clone());
 

@@ -56,6 +56,15 @@ impl LineCodec {
     }
 }
 
+/// The line without trailing CR/LF, so a wire line can be embedded as a JSON value.
+pub fn trim_line(line: &[u8]) -> &[u8] {
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    &line[..end]
+}
+
 /// True when the line holds nothing but JSON whitespace.
 pub fn is_blank(line: &[u8]) -> bool {
     line.iter()

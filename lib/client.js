@@ -1,0 +1,323 @@
+'use strict'
+
+const { EventEmitter } = require('node:events')
+const { EventEmitter2 } = require('eventemitter2')
+const crypto = require('node:crypto')
+const { NativeClient } = require('../binding')
+const { resolveConfig } = require('./options')
+const { RicochetError, errorObject } = require('./errors')
+const { Request, Reply } = require('./request')
+const { validateConnect } = require('./connect-options')
+
+const ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
+// Names that must never reach the handle emitter from the wire (D14).
+const RESERVED = new Set(['error', 'newListener', 'removeListener'])
+
+/** 32 chars of [A-Za-z0-9] from a CSPRNG (D15). */
+function newId () {
+  const bytes = crypto.randomBytes(32)
+  let id = ''
+  for (let i = 0; i < 32; i++) id += ID_CHARS[bytes[i] % 62]
+  return id
+}
+
+/**
+ * A ricochet client: one named channel on a server. Sends messages and requests, answers
+ * requests through `client.handles` (EventEmitter2 with wildcards) and reconnects by itself.
+ */
+class Client extends EventEmitter {
+  constructor (config) {
+    super()
+    this.config = resolveConfig(config)
+    this.handles = new EventEmitter2(this.config.events)
+    this.channel = null
+    this.groups = null
+    this._state = 'idle' // idle → connecting → ready ⇄ connecting → closed
+    this._native = null
+    this._pending = new Map()
+    this._offline = []
+    this._next = {}
+    this._notHandled = null
+    this._closeWaiters = []
+  }
+
+  /** Connects and authenticates; reconnects by itself until `close()`. */
+  connect (options, callback) {
+    if (this._state !== 'idle' && this._state !== 'closed') {
+      const err = new RicochetError('client_connected')
+      if (typeof callback === 'function') process.nextTick(callback, err)
+      else throw err
+      return this
+    }
+    const opts = validateConnect(options, this.config)
+    const native = new NativeClient()
+    this._native = native
+    this._state = 'connecting'
+    if (typeof callback === 'function') this.once('connected', () => callback())
+    native.connect(opts, (batch) => { if (native === this._native) this._dispatch(batch) })
+    return this
+  }
+
+  /** The next message or request goes out encrypted (the default). */
+  encrypt () {
+    this._next.encrypt = true
+    return this
+  }
+
+  /** The next message or request goes out with a plaintext body and `encrypted: false` (D2). */
+  insecure () {
+    this._next.encrypt = false
+    return this
+  }
+
+  /** Timeout in ms for the next request. */
+  timeout (ms) {
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms <= 0) {
+      throw new RangeError(`ricochet: timeout must be a positive number of ms, got ${ms}`)
+    }
+    this._next.timeout = ms
+    return this
+  }
+
+  /** Bytes accepted for sending and not yet written to the socket. */
+  get bufferedAmount () {
+    return this._native ? this._native.buffered() : 0
+  }
+
+  /** Whether the client is authenticated and can send right now. */
+  get ready () {
+    return this._state === 'ready'
+  }
+
+  /** Registers a handler: `(body, msg)` for messages, `(body, reply, msg)` for requests. */
+  handle (name, fn) {
+    if (typeof fn !== 'function') throw new TypeError('ricochet: handle(name, fn) needs a function')
+    this.handles.on(name, fn)
+    return this
+  }
+
+  /** Called with the frame of every message or request no handle matched. */
+  notHandled (fn) {
+    this._notHandled = typeof fn === 'function' ? fn : null
+    return this
+  }
+
+  /** Removes every handle. */
+  flushHandles () {
+    this.handles.removeAllListeners()
+    return this
+  }
+
+  /** Sends a one-way message. */
+  message (channel, handle, body) {
+    const mods = this._take()
+    this._send({
+      headers: { id: newId(), to: channel, type: 'message', handle, encrypted: mods.encrypt },
+      body,
+      encrypt: mods.encrypt
+    })
+    return this
+  }
+
+  /** Sends a request; returns its emitter (`update`, `response`, `success`, `fail`, `error`, `timeout`). */
+  request (channel, handle, body) {
+    const mods = this._take()
+    const timeout = mods.timeout || this.config.timeouts.message
+    const id = newId()
+    const req = new Request(this, id, channel, timeout)
+    this._send({
+      headers: { id, to: channel, type: 'request', handle, encrypted: mods.encrypt, timeout },
+      body,
+      encrypt: mods.encrypt,
+      request: req
+    })
+    return req
+  }
+
+  /** Promise form of `request`: resolves with the response data, rejects with a coded Error. */
+  requestAsync (channel, handle, body, { timeout, encrypt = true, signal, onUpdate } = {}) {
+    if (signal && signal.aborted) return Promise.reject(new RicochetError('request_aborted'))
+    if (timeout !== undefined) this.timeout(timeout)
+    if (encrypt === false) this.insecure()
+    const req = this.request(channel, handle, body)
+    if (typeof onUpdate === 'function') req.on('update', onUpdate)
+    const p = req.promise()
+    if (signal) {
+      const onAbort = () => req._fail(new RicochetError('request_aborted'))
+      signal.addEventListener('abort', onAbort, { once: true })
+      const off = () => signal.removeEventListener('abort', onAbort)
+      p.then(off, off)
+    }
+    return p
+  }
+
+  /** Stops reconnecting and closes; emits `close` and calls `callback`. Also returns a Promise. */
+  close (callback) {
+    const p = new Promise((resolve) => {
+      if (this._state === 'idle' || this._state === 'closed') return process.nextTick(resolve)
+      this._closeWaiters.push(resolve)
+      if (this._state === 'closing') return
+      this._state = 'closing'
+      this._native.close().catch(() => {})
+    })
+    if (typeof callback === 'function') p.then(() => callback())
+    return p
+  }
+
+  _take () {
+    const mods = { encrypt: this._next.encrypt !== false, timeout: this._next.timeout }
+    this._next = {}
+    return mods
+  }
+
+  /** Sends now when ready, queues while (re)connecting, fails at once otherwise (D16). */
+  _send (desc) {
+    if (this._state === 'ready') return this._transmit(desc)
+    if (this._state === 'connecting') {
+      if (this._offline.length < this.config.maxQueue) {
+        if (desc.request) this._pending.set(desc.headers.id, desc.request)
+        this._offline.push(desc)
+        return
+      }
+      return this._sendFailed(desc, 'client_queuefull')
+    }
+    this._sendFailed(desc, 'client_connection')
+  }
+
+  _transmit (desc) {
+    const body = desc.body === undefined ? {} : desc.body
+    let bodyJson
+    try {
+      bodyJson = JSON.stringify(body)
+    } catch (err) {
+      return this._sendFailed(desc, 'client_send', { reason: err.message })
+    }
+    const failed = this._native.send(JSON.stringify(desc.headers), bodyJson, desc.encrypt, desc.headers.id)
+    if (failed) return this._sendFailed(desc, failed)
+    if (desc.request) {
+      this._pending.set(desc.headers.id, desc.request)
+      desc.request._arm()
+    }
+  }
+
+  _sendFailed (desc, code, extra) {
+    const err = errorObject(code, { message: desc.headers, ...extra })
+    if (desc.request) {
+      this._pending.delete(desc.headers.id)
+      desc.request._fail(errorObject(code, extra))
+    }
+    if (this.listenerCount('sendError') > 0) this.emit('sendError', err)
+  }
+
+  _sendReply (h, status, body) {
+    this._send({
+      headers: { id: h.id, to: h.from, type: 'reply', handle: h.handle, encrypted: h.encrypted !== false, status },
+      body,
+      encrypt: h.encrypted !== false
+    })
+  }
+
+  _dispatch (batch) {
+    const items = JSON.parse(batch)
+    for (let i = 0; i < items.length; i += 2) {
+      try {
+        this._event(items[i], items[i + 1])
+      } catch (err) {
+        // A throwing handler is an uncaught exception, as with any EventEmitter listener; the
+        // rest of the batch is still delivered.
+        process.nextTick(() => { throw err })
+      }
+    }
+  }
+
+  _event (name, p) {
+    switch (name) {
+      case 'frame': return this._receive(p)
+      case 'ready':
+        this.channel = p.channel
+        this.groups = p.groups
+        this._state = 'ready'
+        this.emit('ready', p)
+        return this._flushOffline()
+      case 'disconnected':
+        if (this._state === 'ready') this._state = 'connecting'
+        this._failPending('client_disconnected')
+        return this.emit('disconnected', p.hadError)
+      case 'lookup': return this.emit('lookup', null, p.address, p.family, p.host)
+      case 'error':
+        if (this.listenerCount('error') > 0) this.emit('error', Object.assign(new Error(p.message), p))
+        return
+      case '_closed': {
+        this._state = 'closed'
+        this._failPending('client_disconnected')
+        for (const d of this._offline.splice(0)) this._sendFailed(d, 'client_connection')
+        this.emit('close', false)
+        for (const w of this._closeWaiters.splice(0)) w()
+        return
+      }
+      case 'connected':
+      case 'reconnected':
+      case 'end':
+      case 'drain':
+        return this.emit(name)
+      default:
+        // authFail {message}, connectionFail {err}, receiveError {Error, code, message}
+        return this.emit(name, p)
+    }
+  }
+
+  _flushOffline () {
+    const queued = this._offline.splice(0)
+    for (const desc of queued) {
+      if (this._state !== 'ready') {
+        this._offline.push(desc)
+        continue
+      }
+      this._transmit(desc)
+    }
+  }
+
+  _failPending (code) {
+    const pending = [...this._pending.values()]
+    this._pending.clear()
+    const queued = new Set(this._offline.map((d) => d.request).filter(Boolean))
+    for (const req of pending) {
+      // Requests still waiting in the offline queue go out after the next `ready`.
+      if (queued.has(req)) this._pending.set(req.id, req)
+      else req._fail(errorObject(code))
+    }
+  }
+
+  _receive (frame) {
+    const h = frame.headers
+    if (h.type === 'reply') return this._receiveReply(frame)
+    if (h.type !== 'message' && h.type !== 'request') return
+    const handle = h.handle
+    const usable = typeof handle === 'string' && handle !== '' && !RESERVED.has(handle)
+    const handled = usable && this.handles.listeners(handle).length > 0
+    if (h.type === 'message') {
+      if (handled) this.handles.emit(handle, frame.body, frame)
+      else if (this._notHandled) this._notHandled(frame)
+      return
+    }
+    const reply = new Reply(this, frame)
+    if (handled) return this.handles.emit(handle, frame.body, reply, frame)
+    if (this._notHandled) this._notHandled(frame)
+    reply.emit('error', errorObject('message_nothandled'))
+  }
+
+  _receiveReply (frame) {
+    const h = frame.headers
+    const req = this._pending.get(h.id)
+    // D15: only the request's recipient (or the server on its behalf) may answer it.
+    if (!req || h.from !== req.to) {
+      return this.listenerCount('receiveError') > 0 && this.emit('receiveError', errorObject('message_notfound', { message: frame }))
+    }
+    if (typeof h.status !== 'string') {
+      return this.listenerCount('receiveError') > 0 && this.emit('receiveError', errorObject('message_malformed', { message: frame }))
+    }
+    req._reply(h.status, frame.body)
+  }
+}
+
+module.exports = { Client, newId }

@@ -1,0 +1,138 @@
+//! `NativeClient`, the native half of `lib/client.js`.
+
+use super::spawn_pump;
+use crate::client::{Client, ClientOptions};
+use crate::server::{Event, EventSink};
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Connection options, validated by `lib/client-options.js`.
+#[napi(object)]
+pub struct NativeClientOptions {
+    /// Server host.
+    pub host: String,
+    /// Server port.
+    pub port: u32,
+    /// Local address to bind.
+    pub local_address: Option<String>,
+    /// `publicKey` as JSON.
+    pub public_key_json: String,
+    /// Encryption password.
+    pub private_key: String,
+    /// authKey.
+    pub auth_key: String,
+    /// First reconnect delay in ms.
+    pub reconnect: f64,
+    /// Longest reconnect delay in ms.
+    pub reconnect_max: f64,
+    /// Longest accepted line.
+    pub max_message_size: f64,
+    /// Outbound buffer bound in bytes.
+    pub max_buffer: f64,
+    /// Outbound high-water mark in bytes.
+    pub high_water: f64,
+}
+
+/// The native client behind `lib/client.js`.
+#[napi]
+pub struct NativeClient {
+    core: Mutex<Option<Client>>,
+    sink: EventSink,
+}
+
+impl Default for NativeClient {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[napi]
+impl NativeClient {
+    /// A client that is not connected.
+    #[napi(constructor)]
+    pub fn new() -> Self {
+        let (sink, _rx) = EventSink::channel();
+        NativeClient {
+            core: Mutex::new(None),
+            sink,
+        }
+    }
+
+    /// Starts connecting; events go to `on_events` until `close()`.
+    #[napi]
+    pub fn connect(
+        &mut self,
+        opts: NativeClientOptions,
+        on_events: Function<String, ()>,
+    ) -> Result<()> {
+        let (sink, rx) = EventSink::channel();
+        spawn_pump(rx, on_events)?;
+        let options = ClientOptions {
+            host: opts.host,
+            port: opts.port as u16,
+            local_address: opts.local_address,
+            public_key_json: opts.public_key_json,
+            private_key: opts.private_key,
+            auth_key: opts.auth_key,
+            reconnect: Duration::from_millis(opts.reconnect.max(1.0) as u64),
+            reconnect_cap: Duration::from_millis(opts.reconnect_max.max(1.0) as u64),
+            max_message_size: opts.max_message_size.max(64.0) as usize,
+            max_buffer: opts.max_buffer.max(1.0) as usize,
+            high_water: opts.high_water.max(1.0) as usize,
+        };
+        let s = sink.clone();
+        let client =
+            napi::bindgen_prelude::within_runtime_if_available(move || Client::start(options, s));
+        *self
+            .core
+            .lock()
+            .map_err(|_| Error::from_reason("poisoned"))? = Some(client);
+        self.sink = sink;
+        Ok(())
+    }
+
+    /// Sends a frame; returns `null` or the `ricochet.*` code of the failure.
+    #[napi]
+    pub fn send(
+        &self,
+        headers_json: String,
+        body_json: String,
+        encrypt: bool,
+        id: String,
+    ) -> Option<String> {
+        let guard = self.core.lock().ok()?;
+        let Some(client) = guard.as_ref() else {
+            return Some(crate::codes::CLIENT_CONNECTION.full());
+        };
+        client
+            .send(&headers_json, &body_json, encrypt, &id)
+            .err()
+            .map(|e| e.code().full())
+    }
+
+    /// Bytes waiting to be written.
+    #[napi]
+    pub fn buffered(&self) -> f64 {
+        self.core
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|c| c.buffered() as f64))
+            .unwrap_or(0.0)
+    }
+
+    /// Stops reconnecting and closes; `_closed` is the last event.
+    #[napi]
+    pub async fn close(&self) -> Result<()> {
+        let client = self.core.lock().ok().and_then(|mut g| g.take());
+        if let Some(c) = client {
+            c.close().await;
+        }
+        self.sink.send(Event {
+            name: "_closed",
+            payload: "null".into(),
+        });
+        Ok(())
+    }
+}

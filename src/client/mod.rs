@@ -1,0 +1,556 @@
+//! The ricochet client core: one actor task owns the socket, (re)connects with backoff,
+//! authenticates, checks and decrypts incoming frames (PROTOCOL.md §5) and writes outgoing ones
+//! through a coalescing writer. Request bookkeeping, handles and timers live in the JS layer;
+//! everything per-byte lives here.
+
+pub mod backoff;
+
+use crate::codes::{self, Code};
+use crate::server::{Event, EventSink};
+use crate::wire::crypto::{self, Cipher};
+use crate::wire::frame::{FrameError, LineCodec};
+use crate::wire::json;
+use crate::wire::message::{encode_object, parse_line, Parsed, RawObject};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Largest chunk handed to one `write` call when coalescing queued frames.
+const COALESCE_BYTES: usize = 256 * 1024;
+
+/// Connection settings, validated by `lib/client-options.js`.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Server host name or address (resolved on every attempt).
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// Local address to bind before connecting.
+    pub local_address: Option<String>,
+    /// `publicKey` as JSON, copied verbatim into the auth frame.
+    pub public_key_json: String,
+    /// The shared secret used as the encryption password.
+    pub private_key: String,
+    /// The authKey sent (encrypted) in the auth frame.
+    pub auth_key: String,
+    /// `timeouts.reconnect`: the first reconnect delay.
+    pub reconnect: Duration,
+    /// Longest reconnect delay.
+    pub reconnect_cap: Duration,
+    /// Longest accepted incoming line.
+    pub max_message_size: usize,
+    /// Outbound bytes allowed to wait; beyond it sends fail.
+    pub max_buffer: usize,
+    /// Outbound high-water mark: `drain` fires when the buffer falls below it after exceeding it.
+    pub high_water: usize,
+}
+
+/// Why a frame was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// Not connected and authenticated.
+    NotReady,
+    /// The frame is larger than the limits allow.
+    TooLarge,
+    /// The outbound buffer is full.
+    BufferFull,
+}
+
+impl SendError {
+    /// The `ricochet.*` code reported for this failure.
+    pub fn code(self) -> Code {
+        match self {
+            SendError::NotReady => codes::CLIENT_CONNECTION,
+            SendError::TooLarge => codes::MESSAGE_TOOLARGE,
+            SendError::BufferFull => codes::CLIENT_QUEUEFULL,
+        }
+    }
+}
+
+struct Inner {
+    opts: ClientOptions,
+    cipher: Cipher,
+    events: EventSink,
+    out: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
+    buffered: AtomicUsize,
+    above: AtomicBool,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Inner {
+    fn emit(&self, name: &'static str, payload: String) {
+        self.events.send(Event { name, payload });
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A running client.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl Client {
+    /// Starts connecting in the background; must be called inside a tokio runtime.
+    pub fn start(opts: ClientOptions, events: EventSink) -> Client {
+        let inner = Arc::new(Inner {
+            cipher: Cipher::new(opts.private_key.as_bytes()),
+            opts,
+            events,
+            out: Mutex::new(None),
+            buffered: AtomicUsize::new(0),
+            above: AtomicBool::new(false),
+            stop: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        inner.tracker.spawn(actor(inner.clone()));
+        Client { inner }
+    }
+
+    /// Sends `{"headers":…,"body":…}`; the body is encrypted when `encrypt` (padded with `id`,
+    /// the delimiter escaped, D6).
+    pub fn send(
+        &self,
+        headers_json: &str,
+        body_json: &str,
+        encrypt: bool,
+        id: &str,
+    ) -> Result<(), SendError> {
+        let inner = &self.inner;
+        let mut frame = Vec::with_capacity(headers_json.len() + 2 * body_json.len() + 64);
+        frame.extend_from_slice(b"{\"headers\":");
+        frame.extend_from_slice(headers_json.as_bytes());
+        frame.extend_from_slice(b",\"body\":");
+        if encrypt {
+            let escaped = crypto::escape_delimiter(body_json.as_bytes());
+            frame.push(b'"');
+            inner
+                .cipher
+                .encrypt_hex_into(&escaped, id.as_bytes(), &mut frame)
+                .map_err(|_| SendError::TooLarge)?;
+            frame.push(b'"');
+        } else {
+            frame.extend_from_slice(body_json.as_bytes());
+        }
+        frame.extend_from_slice(b"}\n");
+        if frame.len() > inner.opts.max_message_size {
+            return Err(SendError::TooLarge);
+        }
+        let n = frame.len();
+        let guard = lock(&inner.out);
+        let tx = guard.as_ref().ok_or(SendError::NotReady)?;
+        let before = inner.buffered.fetch_add(n, Ordering::AcqRel);
+        if before > 0 && before + n > inner.opts.max_buffer {
+            inner.buffered.fetch_sub(n, Ordering::AcqRel);
+            return Err(SendError::BufferFull);
+        }
+        if before + n >= inner.opts.high_water {
+            inner.above.store(true, Ordering::Relaxed);
+        }
+        tx.send(Bytes::from(frame)).map_err(|_| {
+            inner.buffered.fetch_sub(n, Ordering::AcqRel);
+            SendError::NotReady
+        })
+    }
+
+    /// Bytes accepted by `send` and not yet written to the socket.
+    pub fn buffered(&self) -> usize {
+        self.inner.buffered.load(Ordering::Relaxed)
+    }
+
+    /// Stops reconnecting, closes the connection and waits for every task.
+    pub async fn close(&self) {
+        self.inner.stop.cancel();
+        self.inner.tracker.close();
+        self.inner.tracker.wait().await;
+    }
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+fn err_payload(e: &std::io::Error) -> String {
+    serde_json::json!({"message": e.to_string(), "code": io_code(e)}).to_string()
+}
+
+fn io_code(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused => "ECONNREFUSED",
+        ConnectionReset => "ECONNRESET",
+        BrokenPipe => "EPIPE",
+        TimedOut => "ETIMEDOUT",
+        NotFound => "ENOTFOUND",
+        AddrNotAvailable => "EADDRNOTAVAIL",
+        _ => "EIO",
+    }
+}
+
+/// The auth frame of §3.1: `{"publicKey":…,"authKey":<hex>,"authStamp":<hex>}`.
+pub fn auth_frame(
+    public_key_json: &str,
+    cipher: &Cipher,
+    auth_key: &str,
+    stamp_ms: u128,
+) -> Option<Vec<u8>> {
+    let stamp = cipher
+        .encrypt_hex(stamp_ms.to_string().as_bytes(), b"")
+        .ok()?;
+    let key = cipher
+        .encrypt_hex(auth_key.as_bytes(), stamp.as_bytes())
+        .ok()?;
+    Some(
+        format!(
+            "{{\"publicKey\":{public_key_json},\"authKey\":\"{key}\",\"authStamp\":\"{stamp}\"}}\n"
+        )
+        .into_bytes(),
+    )
+}
+
+async fn connect(opts: &ClientOptions, inner: &Inner) -> std::io::Result<TcpStream> {
+    let addr: SocketAddr = tokio::net::lookup_host((opts.host.as_str(), opts.port))
+        .await?
+        .next()
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("getaddrinfo ENOTFOUND {}", opts.host),
+            )
+        })?;
+    inner.emit(
+        "lookup",
+        serde_json::json!({"address": addr.ip().to_string(), "family": if addr.is_ipv4() { 4 } else { 6 }, "host": opts.host}).to_string(),
+    );
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(local) = &opts.local_address {
+        let ip: std::net::IpAddr = local.parse().map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("invalid localAddress {local}"),
+            )
+        })?;
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// How a session ended.
+struct SessionEnd {
+    was_ready: bool,
+    had_error: bool,
+}
+
+async fn actor(inner: Arc<Inner>) {
+    let mut attempt: u32 = 0;
+    let mut ever_connected = false;
+    loop {
+        let connected = tokio::select! {
+            _ = inner.stop.cancelled() => break,
+            c = connect(&inner.opts, &inner) => c,
+        };
+        match connected {
+            Err(e) => inner.emit("connectionFail", format!("{{\"err\":{}}}", err_payload(&e))),
+            Ok(stream) => {
+                inner.emit(
+                    if ever_connected {
+                        "reconnected"
+                    } else {
+                        "connected"
+                    },
+                    "null".into(),
+                );
+                ever_connected = true;
+                let end = session(&inner, stream).await;
+                if end.was_ready {
+                    attempt = 0;
+                }
+                if inner.stop.is_cancelled() {
+                    break;
+                }
+                inner.emit(
+                    "disconnected",
+                    format!("{{\"hadError\":{}}}", end.had_error),
+                );
+            }
+        }
+        let wait = backoff::delay(
+            attempt,
+            inner.opts.reconnect,
+            inner.opts.reconnect_cap,
+            rand::random::<f64>(),
+        );
+        attempt = attempt.saturating_add(1);
+        tokio::select! {
+            _ = inner.stop.cancelled() => break,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
+    let (rd, mut wr) = stream.into_split();
+    let mut end = SessionEnd {
+        was_ready: false,
+        had_error: false,
+    };
+    let Some(auth) = auth_frame(
+        &inner.opts.public_key_json,
+        &inner.cipher,
+        &inner.opts.auth_key,
+        now_ms(),
+    ) else {
+        return end;
+    };
+    if let Err(e) = wr.write_all(&auth).await {
+        inner.emit("error", err_payload(&e));
+        end.had_error = true;
+        return end;
+    }
+    let mut idle_wr = Some(wr);
+    let mut framed =
+        FramedRead::with_capacity(rd, LineCodec::new(inner.opts.max_message_size), 16 * 1024);
+    let kill = inner.stop.child_token();
+    let mut writer = None;
+    let mut me: Option<(Value, Value)> = None; // (channel, groups)
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = kill.cancelled() => break,
+            n = framed.next() => n,
+        };
+        let line = match next {
+            None => {
+                inner.emit("end", "null".into());
+                break;
+            }
+            Some(Err(FrameError::Io(e))) => {
+                inner.emit("error", err_payload(&e));
+                end.had_error = true;
+                break;
+            }
+            Some(Err(FrameError::TooLarge { .. })) => {
+                receive_error(inner, codes::MESSAGE_TOOLARGE, "null");
+                end.had_error = true;
+                break;
+            }
+            Some(Ok(line)) => line,
+        };
+        let text = String::from_utf8_lossy(crate::wire::frame::trim_line(&line)).into_owned();
+        let obj = match parse_line(&line) {
+            Parsed::Object(o) => o,
+            Parsed::Falsy => continue,
+            Parsed::NotObject => {
+                receive_error(inner, codes::MESSAGE_MALFORMED, &text);
+                continue;
+            }
+            Parsed::Invalid(_) => {
+                receive_error(
+                    inner,
+                    codes::MESSAGE_BADJSON,
+                    &Value::String(text).to_string(),
+                );
+                continue;
+            }
+        };
+        match &me {
+            None => {
+                let auth = obj.get("auth").map(|v| v.get());
+                match auth {
+                    Some("true") | Some("false") => {}
+                    _ => {
+                        receive_error(inner, codes::MESSAGE_AUTH, &text);
+                        continue;
+                    }
+                }
+                let channel = obj
+                    .get("channel")
+                    .and_then(|v| serde_json::from_str::<Value>(v.get()).ok());
+                let groups = obj
+                    .get("groups")
+                    .and_then(|v| serde_json::from_str::<Value>(v.get()).ok());
+                match (auth, channel, groups) {
+                    (Some("true"), Some(c), Some(g)) => {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        if let Some(w) = idle_wr.take() {
+                            writer = Some(inner.tracker.spawn(write_loop(
+                                w,
+                                rx,
+                                inner.clone(),
+                                kill.clone(),
+                            )));
+                        }
+                        *lock(&inner.out) = Some(tx);
+                        inner.emit(
+                            "ready",
+                            serde_json::json!({"channel": c, "groups": g}).to_string(),
+                        );
+                        me = Some((c, g));
+                        end.was_ready = true;
+                    }
+                    _ => {
+                        inner.emit("authFail", format!("{{\"message\":{text}}}"));
+                        break;
+                    }
+                }
+            }
+            Some((channel, groups)) => match check_incoming(inner, obj, channel, groups) {
+                Ok(frame) => inner.emit("frame", frame),
+                Err(code) => receive_error(inner, code, &text),
+            },
+        }
+    }
+    *lock(&inner.out) = None;
+    kill.cancel();
+    if let Some(w) = writer {
+        let _ = w.await;
+    }
+    if let Some(mut w) = idle_wr {
+        let _ = w.shutdown().await;
+    }
+    inner.buffered.store(0, Ordering::Relaxed);
+    end
+}
+
+fn receive_error(inner: &Inner, code: Code, message_json: &str) {
+    let full = code.full();
+    inner.emit(
+        "receiveError",
+        format!(
+            "{{\"Error\":{},\"code\":\"{full}\",\"message\":{message_json}}}",
+            Value::String(code.text.into())
+        ),
+    );
+}
+
+/// §5 steps 1–4 on an authenticated connection: shape, addressee, groups (a `true` sender is
+/// accepted, D5) and decryption. Returns the frame as JSON with the body decrypted.
+fn check_incoming(
+    inner: &Inner,
+    mut top: RawObject,
+    channel: &Value,
+    groups: &Value,
+) -> Result<String, Code> {
+    let headers: RawObject = top
+        .get("headers")
+        .and_then(|h| serde_json::from_str(h.get()).ok())
+        .ok_or(codes::MESSAGE_MALFORMED)?;
+    if !top.contains_key("body")
+        || !["to", "from", "id", "type"]
+            .iter()
+            .all(|k| headers.contains_key(*k))
+    {
+        return Err(codes::MESSAGE_MALFORMED);
+    }
+    let to: Option<Value> = headers
+        .get("to")
+        .and_then(|v| serde_json::from_str(v.get()).ok());
+    if to.as_ref() != Some(channel) {
+        return Err(codes::MESSAGE_CHANNEL);
+    }
+    let theirs: Option<Value> = headers
+        .get("groups")
+        .and_then(|v| serde_json::from_str(v.get()).ok());
+    let allowed = match (groups, &theirs) {
+        (Value::Bool(true), _) => true,
+        (_, Some(Value::Bool(true))) => true,
+        (Value::Array(mine), Some(Value::Array(other))) => mine
+            .iter()
+            .any(|a| !a.is_object() && !a.is_array() && other.contains(a)),
+        _ => false,
+    };
+    if !allowed {
+        return Err(codes::MESSAGE_GROUP);
+    }
+    let encrypted = headers
+        .get("encrypted")
+        .is_some_and(|v| json::truthy(v.get()));
+    let mut out = Vec::new();
+    if encrypted {
+        let plain = top
+            .get("body")
+            .and_then(|b| json::as_str(b).map(|c| c.into_owned()))
+            .and_then(|hex| inner.cipher.decrypt_piece(hex.as_bytes()).ok().flatten())
+            .filter(|p| json::is_truthy_json(p))
+            .ok_or(codes::MESSAGE_DECRYPT)?;
+        if let Some(body) = top.get_mut("body") {
+            *body = serde_json::value::RawValue::from_string(plain)
+                .map_err(|_| codes::MESSAGE_DECRYPT)?;
+        }
+    }
+    encode_object(&mut out, &top);
+    String::from_utf8(out).map_err(|_| codes::MESSAGE_MALFORMED)
+}
+
+/// Drains the outbound queue with coalesced writes, accounting `buffered` and firing `drain`.
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    inner: Arc<Inner>,
+    kill: CancellationToken,
+) {
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = kill.cancelled() => break,
+            m = rx.recv() => m,
+        };
+        let Some(mut chunk) = first else { break };
+        let mut written = chunk.len();
+        while let Ok(next) = rx.try_recv() {
+            if buf.is_empty() {
+                buf.extend_from_slice(&chunk);
+            }
+            buf.extend_from_slice(&next);
+            written += next.len();
+            if buf.len() >= COALESCE_BYTES {
+                break;
+            }
+        }
+        if !buf.is_empty() {
+            chunk = Bytes::from(std::mem::take(&mut buf));
+        }
+        let ok = tokio::select! {
+            biased;
+            _ = kill.cancelled() => false,
+            r = wr.write_all(&chunk) => r.is_ok(),
+        };
+        let left = inner
+            .buffered
+            .fetch_sub(written, Ordering::AcqRel)
+            .saturating_sub(written);
+        if left < inner.opts.high_water && inner.above.swap(false, Ordering::AcqRel) {
+            inner.emit("drain", "null".into());
+        }
+        if !ok {
+            kill.cancel();
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
