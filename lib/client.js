@@ -204,7 +204,10 @@ class Client extends EventEmitter {
     const err = errorObject(code, { message: desc.headers, ...extra })
     if (desc.request) {
       this._pending.delete(desc.headers.id)
-      desc.request._fail(errorObject(code, extra))
+      // request() has not returned yet when its send fails: fail on the next tick, so the
+      // caller's listeners (or promise()) see it (D16).
+      const req = desc.request
+      process.nextTick(() => req._fail(errorObject(code, extra)))
     }
     if (this.listenerCount('sendError') > 0) this.emit('sendError', err)
   }

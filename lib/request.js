@@ -35,6 +35,7 @@ class Request extends EventEmitter {
     this._timeout = timeout
     this._timer = null
     this._done = false
+    this._failure = undefined
     this._promise = null
   }
 
@@ -42,6 +43,7 @@ class Request extends EventEmitter {
   promise () {
     if (!this._promise) {
       this._promise = new Promise((resolve, reject) => {
+        if (this._failure !== undefined) return reject(requestError(this._failure))
         this.once('success', resolve)
         this.once('fail', (err) => reject(requestError(err)))
         this.on('error', (data) => reject(requestError(data)))
@@ -72,6 +74,7 @@ class Request extends EventEmitter {
   _fail (data) {
     if (this._done) return
     this._settle()
+    this._failure = data
     if (this.listenerCount('error') > 0) this.emit('error', data)
   }
 

@@ -25,6 +25,9 @@ use tokio_util::codec::FramedRead;
 
 /// Largest chunk handed to one `write` call when coalescing queued frames.
 const COALESCE_BYTES: usize = 256 * 1024;
+/// Frames a client may send ahead of its auth reply; beyond this the server stops reading
+/// until the auth callback answers.
+const MAX_EARLY_FRAMES: usize = 64;
 
 /// A 32-character `[A-Za-z0-9]` id from a CSPRNG (the original used `Math.random`, D15).
 pub(crate) fn new_id() -> String {
@@ -153,8 +156,9 @@ async fn run(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         LineCodec::new(shared.config.max_message_size),
         16 * 1024,
     );
-    let end = match authenticate(&shared, &conn, &mut framed, addr).await {
-        Ok(()) => serve(&shared, &conn, &mut framed).await,
+    let mut early = Vec::new();
+    let end = match authenticate(&shared, &conn, &mut framed, addr, &mut early).await {
+        Ok(()) => serve(&shared, &conn, &mut framed, early).await,
         Err(end) => end,
     };
 
@@ -316,6 +320,7 @@ async fn authenticate(
     conn: &Arc<Conn>,
     framed: &mut Framed,
     addr: SocketAddr,
+    early: &mut Vec<Bytes>,
 ) -> Result<(), End> {
     let deadline = tokio::time::sleep(shared.config.auth_timeout);
     tokio::pin!(deadline);
@@ -364,10 +369,19 @@ async fn authenticate(
             return Err(End::AuthFailed);
         }
         let data = callback_input(&frame, &addr);
-        let answer = tokio::select! {
-            _ = &mut deadline => return Err(timed_out(shared)),
-            _ = conn.kill.cancelled() => return Err(End::Killed),
-            a = shared.ask_auth(data) => a,
+        // Keep reading while the callback runs, so a peer that leaves is noticed at once (its
+        // late result is then ignored, D17). Frames sent ahead of the auth reply are kept, up to
+        // a bound, and routed in order once logged in.
+        let ask = shared.ask_auth(data);
+        tokio::pin!(ask);
+        let answer = loop {
+            let reading = early.len() < MAX_EARLY_FRAMES;
+            tokio::select! {
+                _ = &mut deadline => return Err(timed_out(shared)),
+                _ = conn.kill.cancelled() => return Err(End::Killed),
+                a = &mut ask => break a,
+                l = next_line(shared, conn, framed), if reading => early.push(l?),
+            }
         };
         let result = match answer {
             None => return Err(End::Killed),
@@ -448,14 +462,23 @@ fn fail(shared: &Arc<Shared>, conn: &Arc<Conn>, line: &[u8], f: Failure, error_j
 }
 
 /// Routes frames until the connection ends.
-async fn serve(shared: &Arc<Shared>, conn: &Arc<Conn>, framed: &mut Framed) -> End {
+async fn serve(
+    shared: &Arc<Shared>,
+    conn: &Arc<Conn>,
+    framed: &mut Framed,
+    early: Vec<Bytes>,
+) -> End {
     let Some(me) = conn.authed.get() else {
         return End::AuthFailed;
     };
+    let mut early = early.into_iter();
     loop {
-        let line = match next_line(shared, conn, framed).await {
-            Ok(l) => l,
-            Err(end) => return end,
+        let line = match early.next() {
+            Some(l) => l,
+            None => match next_line(shared, conn, framed).await {
+                Ok(l) => l,
+                Err(end) => return end,
+            },
         };
         let obj = match parse_line(&line) {
             Parsed::Invalid(_) => {
