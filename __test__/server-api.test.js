@@ -223,6 +223,17 @@ describe('Server API', () => {
   })
 
   describe('#close', () => {
+    test('close() while listen() is still binding completes and never emits listening', async () => {
+      const s = make()
+      const log = record(s)
+      s.listen(0, '127.0.0.1')
+      await s.close()
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(s.listening).toBe(false)
+      expect(s.address()).toBeNull()
+      expect(log.map(([n]) => n)).toEqual(['close'])
+    })
+
     test('disconnects every client (clientDisconnected each), then emits close; callback and Promise both settle', async () => {
       const s = make()
       const log = record(s)

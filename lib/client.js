@@ -35,6 +35,7 @@ class Client extends EventEmitter {
     this._state = 'idle' // idle → connecting → ready ⇄ connecting → closed
     this._native = null
     this._pending = new Map()
+    this._replies = new Set()
     this._offline = []
     this._next = {}
     this._notHandled = null
@@ -245,6 +246,7 @@ class Client extends EventEmitter {
       case 'disconnected':
         if (this._state === 'ready') this._state = 'connecting'
         this._failPending('client_disconnected')
+        for (const r of [...this._replies]) r._abandon()
         return this.emit('disconnected', p.hadError)
       case 'lookup': return this.emit('lookup', null, p.address, p.family, p.host)
       case 'error':
@@ -253,6 +255,7 @@ class Client extends EventEmitter {
       case '_closed': {
         this._state = 'closed'
         this._failPending('client_disconnected')
+        for (const r of [...this._replies]) r._abandon()
         for (const d of this._offline.splice(0)) this._sendFailed(d, 'client_connection')
         this.emit('close', false)
         for (const w of this._closeWaiters.splice(0)) w()

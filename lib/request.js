@@ -120,6 +120,7 @@ class Reply extends EventEmitter {
     this._timer = null
     const t = frame.headers.timeout
     this._timeout = typeof t === 'number' && t > 0 ? t : 0
+    client._replies.add(this)
     this._arm()
   }
 
@@ -168,7 +169,13 @@ class Reply extends EventEmitter {
   _close () {
     this._closed = true
     clearTimeout(this._timer)
+    this._client._replies.delete(this)
     super.emit('close')
+  }
+
+  /** The connection dropped: the requester has failed this request already, so stop here. */
+  _abandon () {
+    if (!this._closed) this._close()
   }
 }
 

@@ -127,6 +127,8 @@ class Server extends EventEmitter {
       const e = new Error(rest.join('|') || code)
       e.code = code
       if (callback) this.removeListener('listening', callback)
+      // close() during the bind owns the native server now; it finishes the close.
+      if (this._state !== 'starting') return
       this._state = 'idle'
       // The native side has started its event pump; stop it so the process can exit.
       this._native.close().catch(() => {})

@@ -1,0 +1,155 @@
+'use strict'
+
+// Child-process bookkeeping for the driver: spawn/fork with captured output, IPC waits,
+// free ports, and killing every child on exit, signal or crash.
+const { fork, spawn, execFileSync } = require('node:child_process')
+const net = require('node:net')
+
+const children = new Set()
+
+function track (child, name) {
+  child.benchName = name
+  child.tailText = ''
+  const keep = (d) => { child.tailText = (child.tailText + d).slice(-4000) }
+  if (child.stdout) child.stdout.on('data', keep)
+  if (child.stderr) child.stderr.on('data', keep)
+  children.add(child)
+  child.once('exit', (code, signal) => {
+    child.exitInfo = { code, signal }
+    children.delete(child)
+  })
+  child.on('error', (err) => { child.spawnError = err })
+  return child
+}
+
+/** Forks a Node script with IPC; stdout/stderr captured (last 4 kB in `child.tailText`). */
+function forkNode (script, args, name) {
+  return track(fork(script, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }), name)
+}
+
+/** setpriv --pdeathsig makes the kernel kill a spawned binary if the driver dies hard. */
+let hasPdeath = null
+function spawnBin (cmd, args, name) {
+  if (hasPdeath === null) {
+    try {
+      hasPdeath = /pdeathsig/.test(execFileSync('setpriv', ['--help'], { encoding: 'utf8' }))
+    } catch (_) {
+      hasPdeath = false
+    }
+  }
+  const child = hasPdeath
+    ? spawn('setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  return track(child, name)
+}
+
+function describeExit (child) {
+  const e = child.exitInfo || {}
+  const lines = child.tailText.split('\n').map((l) => l.trim()).filter(Boolean)
+  const bad = lines.filter((l) => /error|\[ERR\]|\[FTL\]|fatal/i.test(l))
+  const tail = (bad.length ? bad.slice(0, 2) : lines.slice(-1)).join(' | ').slice(0, 200)
+  return `${child.benchName} exited (code ${e.code}, signal ${e.signal})${tail ? ': ' + tail : ''}`
+}
+
+/** Resolves with the first IPC message of `type`; rejects if the child exits first or on timeout. */
+function waitMsg (child, type, ms) {
+  return new Promise((resolve, reject) => {
+    const done = (fn, v) => {
+      clearTimeout(timer)
+      child.off('message', onMsg)
+      child.off('exit', onExit)
+      fn(v)
+    }
+    const onMsg = (m) => {
+      if (m && m.type === type) done(resolve, m)
+      else if (m && m.type === 'error') done(reject, new Error(`${child.benchName}: ${m.error}`))
+    }
+    const onExit = () => done(reject, new Error(describeExit(child)))
+    const timer = setTimeout(() => done(reject, new Error(`${child.benchName}: no '${type}' within ${ms} ms`)), ms)
+    if (child.exitInfo) return onExit()
+    child.on('message', onMsg)
+    child.once('exit', onExit)
+  })
+}
+
+/** A free TCP port on 127.0.0.1 (bind to 0, close, reuse the number). */
+function freePort () {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+/** Polls until `port` accepts a connection, the child exits, or `ms` passes. */
+async function waitPort (port, ms, child) {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    if (child && child.exitInfo) throw new Error(describeExit(child))
+    const ok = await new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1')
+      s.once('connect', () => { s.destroy(); resolve(true) })
+      s.once('error', () => resolve(false))
+    })
+    if (ok) return
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+  throw new Error(`port ${port} not open within ${ms} ms`)
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once every given child has exited. */
+function stop (list, graceMs = 500) {
+  return Promise.all(list.filter(Boolean).map((c) => new Promise((resolve) => {
+    if (c.exitInfo || c.exitCode !== null || c.signalCode !== null) return resolve()
+    const t = setTimeout(() => { try { c.kill('SIGKILL') } catch (_) {} }, graceMs)
+    const hard = setTimeout(resolve, graceMs + 1500) // never wait forever
+    c.once('exit', () => { clearTimeout(t); clearTimeout(hard); resolve() })
+    try { c.kill('SIGTERM') } catch (_) { resolve() }
+  })))
+}
+
+function killAll () {
+  for (const c of children) {
+    try { c.kill('SIGKILL') } catch (_) {}
+  }
+}
+
+/** Forks a broker script that listens on port 0 and reports {type:'listening', port}. */
+async function startNodeServer (script, name, ms = 5000) {
+  const child = forkNode(script, [], name)
+  const { port } = await waitMsg(child, 'listening', ms)
+  return { child, pid: child.pid, port }
+}
+
+/** Asks a forked broker for its counters ({type:'stats'}); null if it does not answer. */
+function askStats (child, ms = 500) {
+  if (!child || !child.connected) return Promise.resolve(null)
+  const p = waitMsg(child, 'stats', ms).then((m) => m.stats, () => null)
+  try { child.send({ type: 'stats' }) } catch (_) {}
+  return p
+}
+
+let installed = false
+function installCleanup () {
+  if (installed) return
+  installed = true
+  process.on('exit', killAll)
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(sig, () => {
+      killAll()
+      process.exit(130)
+    })
+  }
+  const crash = (err) => {
+    console.error('bench: harness error:', err && err.stack ? err.stack : err)
+    killAll()
+    process.exit(2)
+  }
+  process.on('uncaughtException', crash)
+  process.on('unhandledRejection', crash)
+}
+
+module.exports = { startNodeServer, askStats, forkNode, spawnBin, waitMsg, freePort, waitPort, stop, killAll, installCleanup, describeExit }
