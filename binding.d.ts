@@ -73,6 +73,12 @@ export interface NativeClientOptions {
   maxBuffer: number
   /** Outbound high-water mark in bytes. */
   highWater: number
+  /** `timeouts.idle` in ms; 0 disables. */
+  idleTimeout: number
+  /** `keepAlive` in ms; 0 disables. */
+  keepalive: number
+  /** `encryption`: `aes-256-xts` or `aes-256-gcm`. */
+  encryption: string
 }
 
 /** Limits and timeouts, already merged with defaults and validated by `lib/options.js`. */
@@ -87,4 +93,12 @@ export interface NativeServerConfig {
   maxQueueSize: number
   /** `maxConnections`. */
   maxConnections: number
+  /** `timeouts.idle` in ms; 0 disables. */
+  idleTimeout: number
+  /** `keepAlive` in ms; 0 disables. */
+  keepalive: number
+  /** `maxAuthFailures` per IP per minute; 0 disables. */
+  maxAuthFailures: number
+  /** `encryption`: `aes-256-xts` or `aes-256-gcm`. */
+  encryption: string
 }

@@ -11,7 +11,7 @@ export type ErrorCodeName =
   | 'message_malformed' | 'message_noclient' | 'message_notfound' | 'message_nothandled'
   | 'message_norecipient' | 'message_self' | 'message_timeout' | 'server_inuse' | 'server_nocallback'
   | 'message_toolarge' | 'client_slow' | 'client_disconnected' | 'client_queuefull'
-  | 'server_closed' | 'server_maxconnections' | 'request_failed' | 'request_aborted'
+  | 'server_closed' | 'server_maxconnections' | 'auth_ratelimit' | 'request_failed' | 'request_aborted'
 
 /** A full error code as it appears in `code` fields and on the wire. */
 export type ErrorCode = `ricochet.${ErrorCodeName}`
@@ -58,6 +58,8 @@ export interface Timeouts {
   auth?: number
   /** Server: accepted distance between authStamp and the clock (default 30000). */
   authKey?: number
+  /** Close a connection that receives nothing for this long (ms; default 0 = off). Server: `clientTimeout`; client: `timeout`, then reconnect. */
+  idle?: number
 }
 
 /** Options shared by Server and Client; deep-merged over the defaults. */
@@ -68,8 +70,8 @@ export interface Config {
   events?: EventEmitter2Options
   /** Always utf8. */
   encoding?: 'utf8' | 'utf-8'
-  /** Payload cipher; only `aes-256-xts` (unknown values throw a TypeError). */
-  encryption?: 'aes-256-xts'
+  /** Payload cipher: `aes-256-xts` (default, ricochet.js-compatible) or `aes-256-gcm` (authenticated; both ends must use it). Unknown values throw a TypeError. */
+  encryption?: 'aes-256-xts' | 'aes-256-gcm'
   /** Unused (kept for compatibility). */
   queueSize?: number
   host?: string
@@ -80,6 +82,10 @@ export interface Config {
   maxQueueSize?: number
   /** Server: simultaneous connections (default 10000). */
   maxConnections?: number
+  /** Server: failed logins allowed per IP per minute before its connections are refused (default 30, 0 = no limit). */
+  maxAuthFailures?: number
+  /** TCP keepalive idle time in ms (default 30000, 0 = off). */
+  keepAlive?: number
   /** Client: messages held while not ready (default 1000). */
   maxQueue?: number
   /** Client: outbound bytes allowed to wait for the socket (default 64 MiB). */
@@ -253,6 +259,7 @@ export interface ClientEvents {
   error: [err: Error & { code?: string }]
   end: []
   drain: []
+  timeout: []
   lookup: [err: null, address: string, family: 4 | 6, host: string]
 }
 

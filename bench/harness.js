@@ -139,8 +139,13 @@ function installCleanup () {
   process.on('exit', killAll)
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.on(sig, () => {
+      // Kill, then reap (bounded) so no zombie outlives the driver.
+      const left = [...children]
       killAll()
-      process.exit(130)
+      Promise.race([
+        Promise.all(left.map((c) => new Promise((resolve) => (c.exitInfo ? resolve() : c.once('exit', resolve))))),
+        new Promise((resolve) => setTimeout(resolve, 1000))
+      ]).then(() => process.exit(130))
     })
   }
   const crash = (err) => {

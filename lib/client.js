@@ -264,6 +264,7 @@ class Client extends EventEmitter {
       case 'connected':
       case 'reconnected':
       case 'end':
+      case 'timeout':
       case 'drain':
         return this.emit(name)
       default:

@@ -39,7 +39,10 @@ function validateConnect (options, config) {
     reconnectMax: Math.max(config.timeouts.reconnectMax, config.timeouts.reconnect),
     maxMessageSize: config.maxMessageSize,
     maxBuffer: config.maxBuffer,
-    highWater: config.highWaterMark
+    highWater: config.highWaterMark,
+    idleTimeout: config.timeouts.idle,
+    keepalive: config.keepAlive,
+    encryption: config.encryption
   }
 }
 

@@ -7,7 +7,8 @@ const MiB = 1024 * 1024
 
 const DEFAULTS = Object.freeze({
   delimiters: { message: '\n', encryption: '"{ENCRYPT}"', authKey: '$#AUTH#$' },
-  timeouts: { reconnect: 1500, reconnectMax: 30000, message: 5000, latencyBuffer: 500, auth: 3500, authKey: 30000 },
+  timeouts: { reconnect: 1500, reconnectMax: 30000, message: 5000, latencyBuffer: 500, auth: 3500, authKey: 30000, idle: 0 },
+  keepAlive: 30000,
   events: { wildcard: true, delimiter: '.', newListener: false, maxListeners: 10 },
   encoding: 'utf8',
   encryption: 'aes-256-xts',
@@ -17,12 +18,15 @@ const DEFAULTS = Object.freeze({
   maxMessageSize: 40 * MiB,
   maxQueueSize: 64 * MiB,
   maxConnections: 10000,
+  maxAuthFailures: 30,
   maxQueue: 1000,
   maxBuffer: 64 * MiB,
   highWaterMark: 1 * MiB
 })
 
-const ENCRYPTIONS = ['aes-256-xts']
+// aes-256-xts is the ricochet.js wire format; aes-256-gcm is authenticated and needs both ends
+// to be this implementation.
+const ENCRYPTIONS = ['aes-256-xts', 'aes-256-gcm']
 
 function isPlainObject (v) {
   return v !== null && typeof v === 'object' && !Array.isArray(v) &&
@@ -88,10 +92,13 @@ function resolveConfig (config) {
   }
   for (const t of ['reconnect', 'reconnectMax', 'message', 'auth', 'authKey']) positive(cfg, ['timeouts', t])
   positive(cfg, ['timeouts', 'latencyBuffer'], { min: 0 })
+  positive(cfg, ['timeouts', 'idle'], { min: 0 })
+  positive(cfg, ['keepAlive'], { min: 0 })
   positive(cfg, ['maxMessageSize'], { integer: true, min: 64 })
   positive(cfg, ['maxQueueSize'], { integer: true, min: 1024 })
   positive(cfg, ['maxConnections'], { integer: true })
   positive(cfg, ['maxQueue'], { integer: true, min: 0 })
+  positive(cfg, ['maxAuthFailures'], { integer: true, min: 0 })
   positive(cfg, ['maxBuffer'], { integer: true, min: 1024 })
   positive(cfg, ['highWaterMark'], { integer: true, min: 1 })
   return cfg

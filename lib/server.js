@@ -19,6 +19,21 @@ function safeJson (value) {
   }
 }
 
+/** The validated config as the native server takes it. */
+function nativeOptions (config) {
+  return {
+    authTimeout: config.timeouts.auth,
+    authKeyWindow: config.timeouts.authKey,
+    maxMessageSize: config.maxMessageSize,
+    maxQueueSize: config.maxQueueSize,
+    maxConnections: config.maxConnections,
+    idleTimeout: config.timeouts.idle,
+    keepalive: config.keepAlive,
+    maxAuthFailures: config.maxAuthFailures,
+    encryption: config.encryption
+  }
+}
+
 /** Runs a `(data, cb)` callback that may also return a Promise; `done` is called at most once. */
 function callHook (fn, thisArg, data, done) {
   let settled = false
@@ -47,13 +62,7 @@ class Server extends EventEmitter {
     this.config = resolveConfig(config)
     this.authCallback = null
     this.unroutedCallback = null
-    this._native = new NativeServer({
-      authTimeout: this.config.timeouts.auth,
-      authKeyWindow: this.config.timeouts.authKey,
-      maxMessageSize: this.config.maxMessageSize,
-      maxQueueSize: this.config.maxQueueSize,
-      maxConnections: this.config.maxConnections
-    })
+    this._native = new NativeServer(nativeOptions(this.config))
     this._state = 'idle' // idle → starting → listening → closing → closed
     this._address = null
     this._closeWaiters = []
@@ -139,13 +148,7 @@ class Server extends EventEmitter {
   }
 
   _fresh () {
-    const n = new NativeServer({
-      authTimeout: this.config.timeouts.auth,
-      authKeyWindow: this.config.timeouts.authKey,
-      maxMessageSize: this.config.maxMessageSize,
-      maxQueueSize: this.config.maxQueueSize,
-      maxConnections: this.config.maxConnections
-    })
+    const n = new NativeServer(nativeOptions(this.config))
     for (const name of PER_MESSAGE) n.setWants(name, this.listenerCount(name) > 0)
     return n
   }

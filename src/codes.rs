@@ -66,6 +66,7 @@ codes! {
     CLIENT_QUEUEFULL = "client_queuefull", "Send queue is full.";
     SERVER_CLOSED = "server_closed", "Server is closed.";
     SERVER_MAXCONNECTIONS = "server_maxconnections", "Server has reached its connection limit.";
+    AUTH_RATELIMIT = "auth_ratelimit", "Too many failed authentication attempts from this address.";
     REQUEST_FAILED = "request_failed", "Responder answered the request with an error.";
     REQUEST_ABORTED = "request_aborted", "Request was aborted.";
 }

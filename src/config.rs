@@ -13,6 +13,22 @@ pub const DEFAULT_MAX_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 /// Default cap on simultaneous connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
+/// Default `maxAuthFailures` per IP per minute.
+pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 30;
+
+/// Default TCP keepalive idle time; probes follow every third of it, three times.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// Turns on TCP keepalive so a peer that vanished (power loss, cable pulled) is detected
+/// without application traffic: after `idle`, probes every `idle / 3`, three times.
+pub fn set_keepalive(stream: &tokio::net::TcpStream, idle: Duration) -> std::io::Result<()> {
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(idle)
+        .with_interval((idle / 3).max(Duration::from_secs(1)))
+        .with_retries(3);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&ka)
+}
+
 /// Settings of one server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -26,6 +42,17 @@ pub struct ServerConfig {
     pub max_queue_bytes: usize,
     /// `maxConnections`: simultaneous connections; more are refused.
     pub max_connections: usize,
+    /// `timeouts.idle`: a connection that sends nothing for this long is closed
+    /// (`clientTimeout`); `None` disables it (stock clients send no heartbeats).
+    pub idle_timeout: Option<Duration>,
+    /// `maxAuthFailures`: failed logins allowed per IP per minute; further connections from
+    /// that IP are refused (`ricochet.auth_ratelimit`) until the minute is over. 0 disables.
+    pub max_auth_failures: u32,
+    /// `encryption`: the payload cipher.
+    pub encryption: crate::wire::seal::Encryption,
+    /// `keepAlive`: TCP keepalive idle time, so dead peers are found without traffic; `None`
+    /// disables it.
+    pub keepalive: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -36,6 +63,10 @@ impl Default for ServerConfig {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: None,
+            max_auth_failures: DEFAULT_MAX_AUTH_FAILURES,
+            keepalive: Some(DEFAULT_KEEPALIVE),
+            encryption: crate::wire::seal::Encryption::Xts,
         }
     }
 }

@@ -3,6 +3,7 @@
 use super::spawn_pump;
 use crate::client::{Client, ClientOptions};
 use crate::server::{Event, EventSink};
+use crate::wire::seal::Encryption;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::sync::Mutex;
@@ -33,6 +34,12 @@ pub struct NativeClientOptions {
     pub max_buffer: f64,
     /// Outbound high-water mark in bytes.
     pub high_water: f64,
+    /// `timeouts.idle` in ms; 0 disables.
+    pub idle_timeout: f64,
+    /// `keepAlive` in ms; 0 disables.
+    pub keepalive: f64,
+    /// `encryption`: `aes-256-xts` or `aes-256-gcm`.
+    pub encryption: String,
 }
 
 /// The native client behind `lib/client.js`.
@@ -81,6 +88,10 @@ impl NativeClient {
             max_message_size: opts.max_message_size.max(64.0) as usize,
             max_buffer: opts.max_buffer.max(1.0) as usize,
             high_water: opts.high_water.max(1.0) as usize,
+            idle_timeout: (opts.idle_timeout > 0.0)
+                .then(|| Duration::from_millis(opts.idle_timeout as u64)),
+            keepalive: (opts.keepalive > 0.0).then(|| Duration::from_millis(opts.keepalive as u64)),
+            encryption: Encryption::parse(&opts.encryption).unwrap_or_default(),
         };
         let s = sink.clone();
         let client =

@@ -7,6 +7,7 @@
 
 use crate::config::ServerConfig;
 use crate::server::{AuthAnswer, Event, EventSink, ListenError, Server};
+use crate::wire::seal::Encryption;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
@@ -34,6 +35,18 @@ pub struct NativeServerConfig {
     pub max_queue_size: f64,
     /// `maxConnections`.
     pub max_connections: f64,
+    /// `timeouts.idle` in ms; 0 disables.
+    pub idle_timeout: f64,
+    /// `keepAlive` in ms; 0 disables.
+    pub keepalive: f64,
+    /// `maxAuthFailures` per IP per minute; 0 disables.
+    pub max_auth_failures: f64,
+    /// `encryption`: `aes-256-xts` or `aes-256-gcm`.
+    pub encryption: String,
+}
+
+fn opt_ms(v: f64) -> Option<Duration> {
+    (v > 0.0).then(|| ms(v))
 }
 
 /// The native server behind `lib/server.js`.
@@ -122,6 +135,10 @@ impl NativeServer {
             max_message_size: config.max_message_size.max(1.0) as usize,
             max_queue_bytes: config.max_queue_size.max(1.0) as usize,
             max_connections: config.max_connections.max(1.0) as usize,
+            idle_timeout: opt_ms(config.idle_timeout),
+            keepalive: opt_ms(config.keepalive),
+            max_auth_failures: config.max_auth_failures.clamp(0.0, u32::MAX as f64) as u32,
+            encryption: Encryption::parse(&config.encryption).unwrap_or_default(),
         };
         NativeServer {
             core: Server::new(cfg, sink.clone()),

@@ -7,10 +7,11 @@ pub mod backoff;
 
 use crate::codes::{self, Code};
 use crate::server::{Event, EventSink};
-use crate::wire::crypto::{self, Cipher};
+use crate::wire::crypto;
 use crate::wire::frame::{FrameError, LineCodec};
 use crate::wire::json;
 use crate::wire::message::{encode_object, parse_line, Parsed, RawObject};
+use crate::wire::seal::{Encryption, Seal};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -54,6 +55,12 @@ pub struct ClientOptions {
     pub max_buffer: usize,
     /// Outbound high-water mark: `drain` fires when the buffer falls below it after exceeding it.
     pub high_water: usize,
+    /// `timeouts.idle`: reconnect when nothing arrives for this long (`timeout` event).
+    pub idle_timeout: Option<Duration>,
+    /// TCP keepalive idle time.
+    pub keepalive: Option<Duration>,
+    /// The payload cipher.
+    pub encryption: Encryption,
 }
 
 /// Why a frame was not sent.
@@ -80,7 +87,7 @@ impl SendError {
 
 struct Inner {
     opts: ClientOptions,
-    cipher: Cipher,
+    cipher: Seal,
     events: EventSink,
     out: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
     buffered: AtomicUsize,
@@ -109,7 +116,7 @@ impl Client {
     /// Starts connecting in the background; must be called inside a tokio runtime.
     pub fn start(opts: ClientOptions, events: EventSink) -> Client {
         let inner = Arc::new(Inner {
-            cipher: Cipher::new(opts.private_key.as_bytes()),
+            cipher: Seal::new(opts.encryption, opts.private_key.as_bytes()),
             opts,
             events,
             out: Mutex::new(None),
@@ -208,7 +215,7 @@ fn io_code(e: &std::io::Error) -> &'static str {
 /// The auth frame of §3.1: `{"publicKey":…,"authKey":<hex>,"authStamp":<hex>}`.
 pub fn auth_frame(
     public_key_json: &str,
-    cipher: &Cipher,
+    cipher: &Seal,
     auth_key: &str,
     stamp_ms: u128,
 ) -> Option<Vec<u8>> {
@@ -256,6 +263,9 @@ async fn connect(opts: &ClientOptions, inner: &Inner) -> std::io::Result<TcpStre
     }
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
+    if let Some(ka) = opts.keepalive {
+        crate::config::set_keepalive(&stream, ka)?;
+    }
     Ok(stream)
 }
 
@@ -341,6 +351,11 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
         let next = tokio::select! {
             biased;
             _ = kill.cancelled() => break,
+            _ = crate::server::sleep_or_never(inner.opts.idle_timeout) => {
+                inner.emit("timeout", "null".into());
+                end.had_error = true;
+                break;
+            }
             n = framed.next() => n,
         };
         let line = match next {

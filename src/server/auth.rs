@@ -5,9 +5,10 @@
 
 use super::registry::Groups;
 use crate::codes::{self, Code};
-use crate::wire::crypto::{self, Cipher};
+use crate::wire::crypto;
 use crate::wire::json;
 use crate::wire::message::RawObject;
+use crate::wire::seal::{Encryption, Seal};
 use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
 use subtle::ConstantTimeEq;
@@ -37,7 +38,7 @@ impl Failure {
 pub(crate) struct Accepted {
     pub channel: String,
     pub groups: Groups,
-    pub cipher: Cipher,
+    pub cipher: Seal,
 }
 
 /// Step 1: the frame has `publicKey`, `authKey` and `authStamp`.
@@ -90,6 +91,7 @@ pub(crate) fn check_result(
     peer: &SocketAddr,
     now_ms: i64,
     window_ms: i64,
+    encryption: Encryption,
 ) -> Result<Accepted, Failure> {
     let obj = result
         .as_object()
@@ -126,7 +128,7 @@ pub(crate) fn check_result(
                 .with("expected", ip.to_string()));
         }
     }
-    let cipher = Cipher::new(private_key.as_bytes());
+    let cipher = Seal::new(encryption, private_key.as_bytes());
     let stamp_hex = str_field(frame, "authStamp");
     match obj.get("authKey") {
         None | Some(Value::Null) => {}
@@ -164,6 +166,7 @@ pub(crate) fn check_result(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::crypto::Cipher;
     use crate::wire::message::{parse_line, Parsed};
     use serde_json::json;
 
@@ -212,7 +215,14 @@ mod tests {
     fn a_correct_login_is_accepted() {
         let f = frame("pk", "ak", NOW);
         assert_eq!(
-            code(check_result(&result(json!({})), &f, &peer(), NOW, WINDOW)),
+            code(check_result(
+                &result(json!({})),
+                &f,
+                &peer(),
+                NOW,
+                WINDOW,
+                Encryption::Xts
+            )),
             "ok"
         );
     }
@@ -221,7 +231,10 @@ mod tests {
     fn the_readme_result_shape_without_ip_and_authkey_is_accepted() {
         let f = frame("pk", "whatever", NOW);
         let r = json!({"channel": "alpha", "publicKey": "pub", "privateKey": "pk", "groups": true});
-        assert_eq!(code(check_result(&r, &f, &peer(), NOW, WINDOW)), "ok");
+        assert_eq!(
+            code(check_result(&r, &f, &peer(), NOW, WINDOW, Encryption::Xts)),
+            "ok"
+        );
     }
 
     #[test]
@@ -231,7 +244,7 @@ mod tests {
             let mut r = result(json!({}));
             r.as_object_mut().map(|o| o.remove(key));
             assert_eq!(
-                code(check_result(&r, &f, &peer(), NOW, WINDOW)),
+                code(check_result(&r, &f, &peer(), NOW, WINDOW, Encryption::Xts)),
                 "auth_lookup"
             );
         }
@@ -243,7 +256,7 @@ mod tests {
         for g in [json!([]), json!(false), json!("g1")] {
             let r = result(json!({ "groups": g }));
             assert_eq!(
-                code(check_result(&r, &f, &peer(), NOW, WINDOW)),
+                code(check_result(&r, &f, &peer(), NOW, WINDOW, Encryption::Xts)),
                 "auth_nogroups"
             );
         }
@@ -253,10 +266,20 @@ mod tests {
     fn wrong_ip_is_auth_ip_and_mapped_ipv6_counts_as_ipv4() {
         let f = frame("pk", "ak", NOW);
         let r = result(json!({"ip": "10.9.8.7"}));
-        assert_eq!(code(check_result(&r, &f, &peer(), NOW, WINDOW)), "auth_ip");
+        assert_eq!(
+            code(check_result(&r, &f, &peer(), NOW, WINDOW, Encryption::Xts)),
+            "auth_ip"
+        );
         let mapped: SocketAddr = "[::ffff:127.0.0.1]:5000".parse().expect("addr");
         assert_eq!(
-            code(check_result(&result(json!({})), &f, &mapped, NOW, WINDOW)),
+            code(check_result(
+                &result(json!({})),
+                &f,
+                &mapped,
+                NOW,
+                WINDOW,
+                Encryption::Xts
+            )),
             "ok"
         );
     }
@@ -265,7 +288,14 @@ mod tests {
     fn wrong_authkey_is_auth_authkey() {
         let f = frame("pk", "not-ak", NOW);
         assert_eq!(
-            code(check_result(&result(json!({})), &f, &peer(), NOW, WINDOW)),
+            code(check_result(
+                &result(json!({})),
+                &f,
+                &peer(),
+                NOW,
+                WINDOW,
+                Encryption::Xts
+            )),
             "auth_authkey"
         );
     }
@@ -274,7 +304,14 @@ mod tests {
     fn d10_leading_whitespace_in_the_authkey_is_rejected() {
         let f = frame("pk", "  ak", NOW);
         assert_eq!(
-            code(check_result(&result(json!({})), &f, &peer(), NOW, WINDOW)),
+            code(check_result(
+                &result(json!({})),
+                &f,
+                &peer(),
+                NOW,
+                WINDOW,
+                Encryption::Xts
+            )),
             "auth_authkey"
         );
     }
@@ -283,7 +320,10 @@ mod tests {
     fn d9_an_empty_authkey_can_authenticate() {
         let f = frame("pk", "", NOW);
         let r = result(json!({"authKey": ""}));
-        assert_eq!(code(check_result(&r, &f, &peer(), NOW, WINDOW)), "ok");
+        assert_eq!(
+            code(check_result(&r, &f, &peer(), NOW, WINDOW, Encryption::Xts)),
+            "ok"
+        );
     }
 
     #[test]
@@ -293,12 +333,19 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            code(check_result(&result(json!({})), &f, &peer(), NOW, WINDOW)),
+            code(check_result(
+                &result(json!({})),
+                &f,
+                &peer(),
+                NOW,
+                WINDOW,
+                Encryption::Xts
+            )),
             "auth_authkey"
         );
         let r = json!({"channel": "a", "privateKey": "pk", "groups": true});
         assert_eq!(
-            code(check_result(&r, &f, &peer(), NOW, WINDOW)),
+            code(check_result(&r, &f, &peer(), NOW, WINDOW, Encryption::Xts)),
             "auth_expiredkey"
         );
     }
@@ -308,13 +355,27 @@ mod tests {
         for stamp in [NOW - WINDOW - 1, NOW + WINDOW + 1, 1] {
             let f = frame("pk", "ak", stamp);
             assert_eq!(
-                code(check_result(&result(json!({})), &f, &peer(), NOW, WINDOW)),
+                code(check_result(
+                    &result(json!({})),
+                    &f,
+                    &peer(),
+                    NOW,
+                    WINDOW,
+                    Encryption::Xts
+                )),
                 "auth_expiredkey"
             );
         }
         let f = frame("pk", "ak", NOW - WINDOW);
         assert_eq!(
-            code(check_result(&result(json!({})), &f, &peer(), NOW, WINDOW)),
+            code(check_result(
+                &result(json!({})),
+                &f,
+                &peer(),
+                NOW,
+                WINDOW,
+                Encryption::Xts
+            )),
             "ok"
         );
     }
@@ -330,7 +391,14 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            code(check_result(&result(json!({})), &f, &peer(), NOW, WINDOW)),
+            code(check_result(
+                &result(json!({})),
+                &f,
+                &peer(),
+                NOW,
+                WINDOW,
+                Encryption::Xts
+            )),
             "auth_authkey"
         );
     }

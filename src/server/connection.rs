@@ -52,7 +52,11 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             Ok((stream, addr)) => {
                 let full = super::lock(&shared.registry).len() >= shared.config.max_connections;
                 if full {
-                    refuse(&shared, stream, addr);
+                    refuse(&shared, stream, addr, codes::SERVER_MAXCONNECTIONS);
+                    continue;
+                }
+                if shared.auth_blocked(canonical(addr.ip())) {
+                    refuse(&shared, stream, addr, codes::AUTH_RATELIMIT);
                     continue;
                 }
                 let s = shared.clone();
@@ -73,9 +77,20 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-/// Turns away a connection over `maxConnections` with a reason it can read.
-fn refuse(shared: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
-    let code = codes::SERVER_MAXCONNECTIONS;
+/// An address with IPv4-mapped IPv6 reduced to IPv4, so both forms count as one peer.
+fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(std::net::IpAddr::V4)
+            .unwrap_or(std::net::IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+/// Turns away a connection (over `maxConnections`, or an address over `maxAuthFailures`) with a
+/// reason it can read.
+fn refuse(shared: &Arc<Shared>, stream: TcpStream, addr: SocketAddr, code: Code) {
     shared.emit(
         "clientRejected",
         Payload::new()
@@ -129,10 +144,23 @@ enum End {
     AuthFailed,
     /// A line exceeded `maxMessageSize` (already reported).
     TooLarge,
+    /// Nothing arrived for `timeouts.idle`.
+    Idle,
+}
+
+/// Sleeps for `d`, or forever when there is no limit.
+pub(crate) async fn sleep_or_never(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn run(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
+    if let Some(ka) = shared.config.keepalive {
+        let _ = crate::config::set_keepalive(&stream, ka);
+    }
     let (rd, wr) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel();
     let conn = Arc::new(Conn::new(
@@ -163,6 +191,7 @@ async fn run(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     };
 
     super::lock(&shared.registry).remove(&conn);
+    router::answer_owed(&shared, &conn);
     match &end {
         End::Eof => shared.emit(
             "clientEnd",
@@ -179,6 +208,7 @@ async fn run(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
                 .str("code", io_code(e))
                 .done(),
         ),
+        End::Idle => shared.emit("clientTimeout", Payload::new().str("id", &conn.id).done()),
         End::Killed if conn.slow.load(Ordering::Relaxed) => shared.emit(
             "clientError",
             Payload::new()
@@ -261,9 +291,11 @@ async fn next_line(
     conn: &Arc<Conn>,
     framed: &mut Framed,
 ) -> Result<Bytes, End> {
+    let idle = shared.config.idle_timeout;
     let next = tokio::select! {
         biased;
         _ = conn.kill.cancelled() => return Err(End::Killed),
+        _ = sleep_or_never(idle) => return Err(End::Idle),
         n = framed.next() => n,
     };
     match next {
@@ -399,7 +431,14 @@ async fn authenticate(
             Some(super::AuthAnswer::Ok(v)) => v,
         };
         let window = shared.config.auth_key_window.as_millis() as i64;
-        let accepted = match auth::check_result(&result, &frame, &addr, now_ms(), window) {
+        let accepted = match auth::check_result(
+            &result,
+            &frame,
+            &addr,
+            now_ms(),
+            window,
+            shared.config.encryption,
+        ) {
             Ok(a) => a,
             Err(f) => {
                 fail(shared, conn, &line, f, None);
@@ -448,6 +487,9 @@ fn callback_input(frame: &RawObject, addr: &SocketAddr) -> String {
 
 /// Rejects a login: `{"auth":false,…}` to the client, `clientAuthFail` to the application.
 fn fail(shared: &Arc<Shared>, conn: &Arc<Conn>, line: &[u8], f: Failure, error_json: Option<&str>) {
+    if let Ok(ip) = conn.ip.parse() {
+        shared.auth_failed(canonical(ip));
+    }
     let _ = conn.send(Bytes::from(auth_false(f.code)), usize::MAX);
     let full = f.code.full();
     let mut p = match error_json {

@@ -12,15 +12,17 @@ mod events;
 mod registry;
 mod router;
 
+pub(crate) use connection::sleep_or_never;
 pub use events::{Event, EventSink};
 
 use crate::config::ServerConfig;
 use registry::Registry;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::net::TcpSocket;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -72,9 +74,39 @@ pub(crate) struct Shared {
     next_rid: AtomicU64,
     pending_auth: Mutex<HashMap<u64, oneshot::Sender<AuthAnswer>>>,
     pending_unrouted: Mutex<HashMap<u64, oneshot::Sender<Option<String>>>>,
+    auth_failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
+/// The window of `maxAuthFailures`.
+const AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
 impl Shared {
+    /// Counts a failed login from `ip`.
+    pub fn auth_failed(&self, ip: IpAddr) {
+        if self.config.max_auth_failures == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let mut map = lock(&self.auth_failures);
+        if map.len() >= 4096 {
+            map.retain(|_, (start, _)| now.duration_since(*start) < AUTH_FAILURE_WINDOW);
+        }
+        let entry = map.entry(ip).or_insert((now, 0));
+        if now.duration_since(entry.0) >= AUTH_FAILURE_WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+
+    /// Whether `ip` used up its failed logins for this minute.
+    pub fn auth_blocked(&self, ip: IpAddr) -> bool {
+        let limit = self.config.max_auth_failures;
+        limit > 0
+            && lock(&self.auth_failures)
+                .get(&ip)
+                .is_some_and(|(start, n)| *n >= limit && start.elapsed() < AUTH_FAILURE_WINDOW)
+    }
+
     pub fn emit(&self, name: &'static str, payload: String) {
         self.events.send(Event { name, payload });
     }
@@ -149,6 +181,7 @@ impl Server {
                 next_rid: AtomicU64::new(1),
                 pending_auth: Mutex::new(HashMap::new()),
                 pending_unrouted: Mutex::new(HashMap::new()),
+                auth_failures: Mutex::new(HashMap::new()),
             }),
             state: Arc::new(Mutex::new(ListenState::Idle)),
         }

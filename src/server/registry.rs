@@ -3,12 +3,13 @@
 //! that has not logged in (D25).
 
 use crate::server::events::Payload;
-use crate::wire::crypto::Cipher;
+use crate::wire::seal::Seal;
 use bytes::Bytes;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -37,7 +38,7 @@ pub(crate) struct Authed {
     pub channel: String,
     pub channel_json: String,
     pub groups: Groups,
-    pub cipher: Cipher,
+    pub cipher: Seal,
 }
 
 /// Why a frame could not be queued for a connection.
@@ -60,7 +61,20 @@ pub(crate) struct Conn {
     pub kill: CancellationToken,
     pub slow: AtomicBool,
     pub authed: OnceLock<Authed>,
+    owed: Mutex<HashMap<String, Owed>>,
 }
+
+/// A request routed to a connection and not answered yet.
+pub(crate) struct Owed {
+    pub requester: Weak<Conn>,
+    pub id_json: String,
+    pub encrypted: String,
+    pub deadline: Instant,
+}
+
+/// Most unanswered requests remembered per connection; beyond it new ones are not tracked (they
+/// still time out on the requester's side).
+const MAX_OWED: usize = 65_536;
 
 impl Conn {
     pub fn new(
@@ -79,7 +93,51 @@ impl Conn {
             kill,
             slow: AtomicBool::new(false),
             authed: OnceLock::new(),
+            owed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Records that this connection owes an answer to request `id_json` from `requester`.
+    pub fn owe(&self, id_json: &str, requester: &Arc<Conn>, encrypted: &str, ttl: Duration) {
+        let now = Instant::now();
+        let mut owed = super::lock(&self.owed);
+        if owed.len() >= 1024 && owed.len().is_multiple_of(256) {
+            owed.retain(|_, o| o.deadline > now);
+        }
+        if owed.len() >= MAX_OWED {
+            return;
+        }
+        owed.insert(
+            id_json.to_string(),
+            Owed {
+                requester: Arc::downgrade(requester),
+                id_json: id_json.to_string(),
+                encrypted: encrypted.to_string(),
+                deadline: now + ttl,
+            },
+        );
+    }
+
+    /// An update arrived: the request lives on.
+    pub fn extend(&self, id_json: &str, ttl: Duration) {
+        if let Some(o) = super::lock(&self.owed).get_mut(id_json) {
+            o.deadline = o.deadline.max(Instant::now() + ttl);
+        }
+    }
+
+    /// A terminal reply arrived.
+    pub fn settle(&self, id_json: &str) {
+        super::lock(&self.owed).remove(id_json);
+    }
+
+    /// Every request still owed and not expired.
+    pub fn take_owed(&self) -> Vec<Owed> {
+        let now = Instant::now();
+        let mut owed = super::lock(&self.owed);
+        owed.drain()
+            .map(|(_, o)| o)
+            .filter(|o| o.deadline > now)
+            .collect()
     }
 
     /// Queues bytes for the writer. A queue already holding more than `max` bytes means the

@@ -19,6 +19,10 @@ use std::time::Duration;
 /// How long an unrouted callback may take before its frame counts as taken over; its pending
 /// entry is dropped then, so a callback that never answers leaks nothing.
 const UNROUTED_DEADLINE: Duration = Duration::from_secs(60);
+/// Timeout assumed for a request without a `timeout` header (the stock default).
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(5000);
+/// How long past its timeout a request is still answered on its recipient's disconnect.
+const REQUEST_GRACE: Duration = Duration::from_millis(1000);
 
 /// Routes one frame from `sender` (which is authenticated).
 pub(crate) fn route(shared: &Arc<Shared>, sender: &Arc<Conn>, me: &Authed, mut env: Envelope) {
@@ -105,6 +109,7 @@ fn deliver(
         .then(|| raw_ref(&recipient.id, &frame));
     match recipient.send(frame, shared.config.max_queue_bytes) {
         Ok(()) => {
+            track(sender, env, recipient);
             shared.routed.fetch_add(1, Ordering::Relaxed);
             sender.sent.fetch_add(1, Ordering::Relaxed);
             recipient.received.fetch_add(1, Ordering::Relaxed);
@@ -114,6 +119,60 @@ fn deliver(
         }
         Err(SendFail::Slow) => reject(shared, sender, me, env, codes::CLIENT_SLOW),
         Err(SendFail::Closed) => reject(shared, sender, me, env, codes::CLIENT_SEND),
+    }
+}
+
+/// Keeps track of requests a connection still owes an answer to, so they can be answered at
+/// once if it disconnects: a request is recorded on its recipient, a terminal reply (`response`
+/// or `error`) from that recipient clears it, an `update` extends it.
+fn track(sender: &Arc<Conn>, env: &Envelope, recipient: &Arc<Conn>) {
+    let Some(id) = env.header("id").map(|v| v.get()) else {
+        return;
+    };
+    match env.header("type").map(|v| v.get()) {
+        Some("\"request\"") => {
+            let timeout = env
+                .header("timeout")
+                .and_then(|v| v.get().parse::<f64>().ok())
+                .filter(|t| t.is_finite() && *t > 0.0)
+                .map(|t| Duration::from_millis(t.min(86_400_000.0) as u64))
+                .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+            recipient.owe(id, sender, encrypted_flag(env), timeout + REQUEST_GRACE);
+        }
+        Some("\"reply\"") => match env.header("status").map(|v| v.get()) {
+            Some("\"update\"") => sender.extend(id, DEFAULT_REQUEST_TIMEOUT + REQUEST_GRACE),
+            Some("\"response\"") | Some("\"error\"") => sender.settle(id),
+            _ => {}
+        },
+        _ => {}
+    }
+}
+
+/// Answers every request `gone` still owed: its requesters get an error reply at once instead
+/// of waiting for their timers (`client_slow` when it was dropped as slow).
+pub(crate) fn answer_owed(shared: &Arc<Shared>, gone: &Conn) {
+    let Some(gone_authed) = gone.authed.get() else {
+        return;
+    };
+    let code = if gone.slow.load(Ordering::Relaxed) {
+        codes::CLIENT_SLOW
+    } else {
+        codes::MESSAGE_NORECIPIENT
+    };
+    for owed in gone.take_owed() {
+        if let Some(requester) = owed.requester.upgrade() {
+            if let Some(r) = requester.authed.get() {
+                error_reply(
+                    shared,
+                    &requester,
+                    r,
+                    &owed.id_json,
+                    &gone_authed.channel_json,
+                    &owed.encrypted,
+                    code,
+                );
+            }
+        }
     }
 }
 
@@ -140,7 +199,6 @@ pub(crate) fn reject(
     code: Code,
 ) {
     let forwarded = env.encode(None);
-    let full = code.full();
     shared.emit(
         "messageError",
         Payload::new()
@@ -151,17 +209,35 @@ pub(crate) fn reject(
     let null = "null";
     let id = env.header("id").map(|v| v.get()).unwrap_or(null);
     let from = env.header("to").map(|v| v.get()).unwrap_or(null);
-    let encrypted = env
-        .header("encrypted")
+    error_reply(shared, sender, me, id, from, encrypted_flag(env), code);
+}
+
+/// `headers.encrypted` when truthy, else `false`, as the synthesized reply carries it.
+fn encrypted_flag(env: &Envelope) -> &str {
+    env.header("encrypted")
         .map(|v| v.get())
         .filter(|v| json::truthy(v))
-        .unwrap_or("false");
+        .unwrap_or("false")
+}
+
+/// Sends `to` the synthesized error reply of §4.5 for request/message `id_json` that was
+/// addressed to `from_json`.
+pub(crate) fn error_reply(
+    shared: &Arc<Shared>,
+    to: &Arc<Conn>,
+    to_authed: &Authed,
+    id_json: &str,
+    from_json: &str,
+    encrypted: &str,
+    code: Code,
+) {
+    let full = code.full();
     let body_json = Payload::new()
         .str("error", code.text)
         .str("code", &full)
         .done();
     let body = if encrypted != "false" {
-        match reencrypt(me, &body_json) {
+        match reencrypt(to_authed, &body_json) {
             Some(b) => b,
             None => return,
         }
@@ -169,10 +245,10 @@ pub(crate) fn reject(
         body_json
     };
     let reply = format!(
-        "{{\"headers\":{{\"id\":{id},\"from\":{from},\"to\":{to},\"type\":\"reply\",\"status\":\"error\",\"encrypted\":{encrypted},\"groups\":{groups}}},\"body\":{body}}}\n",
-        to = me.channel_json,
-        groups = me.groups.json,
+        "{{\"headers\":{{\"id\":{id_json},\"from\":{from_json},\"to\":{to_ch},\"type\":\"reply\",\"status\":\"error\",\"encrypted\":{encrypted},\"groups\":{groups}}},\"body\":{body}}}\n",
+        to_ch = to_authed.channel_json,
+        groups = to_authed.groups.json,
     );
-    // A sender too slow to take its own error reply is being dropped already.
-    let _ = sender.send(Bytes::from(reply), shared.config.max_queue_bytes);
+    // A requester too slow to take its own error reply is being dropped already.
+    let _ = to.send(Bytes::from(reply), shared.config.max_queue_bytes);
 }

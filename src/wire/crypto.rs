@@ -55,6 +55,8 @@ pub enum CryptoError {
     TooShort,
     /// The plaintext/ciphertext is longer than [`MAX_PLAINTEXT`] bytes.
     TooLong,
+    /// Authenticated decryption failed: wrong key or a tampered body (AES-256-GCM only).
+    Forged,
 }
 
 impl fmt::Display for CryptoError {
@@ -63,6 +65,7 @@ impl fmt::Display for CryptoError {
             CryptoError::OddHex => "encrypted payload is not valid hex (odd length)",
             CryptoError::TooShort => "encrypted payload is shorter than 16 bytes",
             CryptoError::TooLong => "encrypted payload is longer than 16 MiB",
+            CryptoError::Forged => "encrypted payload failed authentication",
         })
     }
 }

@@ -5,3 +5,4 @@ pub mod crypto;
 pub mod frame;
 pub mod json;
 pub mod message;
+pub mod seal;
