@@ -17,6 +17,11 @@ export declare class NativeClient {
   connect(opts: NativeClientOptions, onEvents: (arg: string) => void): void
   /** Sends a frame; returns `null` or the `ricochet.*` code of the failure. */
   send(headersJson: string, bodyJson: string, encrypt: boolean, id: string): string | null
+  /**
+   * Sends a batch of records (see `Client::send_batch`); returns the buffered byte count
+   * after it and the records that failed.
+   */
+  sendBatch(batch: string): SendBatchResult
   /** Bytes waiting to be written. */
   buffered(): number
   /** Stops reconnecting and closes; `_closed` is the last event. */
@@ -47,6 +52,14 @@ export declare class NativeServer {
   clients(): string
   /** The `ricochet.*` error table as JSON `[[name, text], …]`, the source of `errorCodes`. */
   static errorTable(): string
+}
+
+/** A record of a batch that was not sent. */
+export interface FailedSend {
+  /** Its position in the batch. */
+  index: number
+  /** The `ricochet.*` code. */
+  code: string
 }
 
 /** Connection options, validated by `lib/client-options.js`. */
@@ -101,4 +114,12 @@ export interface NativeServerConfig {
   maxAuthFailures: number
   /** `encryption`: `aes-256-xts` or `aes-256-gcm`. */
   encryption: string
+}
+
+/** What `sendBatch` reports. */
+export interface SendBatchResult {
+  /** Bytes waiting for the socket after the batch. */
+  buffered: number
+  /** Records that were not sent. */
+  failed: Array<FailedSend>
 }

@@ -645,6 +645,8 @@ describe('backpressure', () => {
     alpha.on('sendError', (e) => sendErrors.push(e))
     const payload = 'y'.repeat(1000)
     for (let i = 0; i < 500; i++) alpha.insecure().message('beta', 'bulk.data', { i, payload })
+    // Sends are handed to the native side in batches, so failures arrive by the next tick.
+    await new Promise((resolve) => setImmediate(resolve))
     expect(sendErrors.length).toBeGreaterThan(0)
     expect(sendErrors[0]).toMatchObject({ code: 'ricochet.client_queuefull', message: { to: 'beta', handle: 'bulk.data' } })
     expect(typeof sendErrors[0].Error).toBe('string')

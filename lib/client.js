@@ -12,12 +12,26 @@ const { validateConnect } = require('./connect-options')
 const ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
 // Names that must never reach the handle emitter from the wire (D14).
 const RESERVED = new Set(['error', 'newListener', 'removeListener'])
+const ID_RE = /^[A-Za-z0-9]{1,64}$/
+// A batch this large is handed over at once instead of at the end of the tick.
+const FLUSH_AT = 256 * 1024
 
-/** 32 chars of [A-Za-z0-9] from a CSPRNG (D15). */
+// Random bytes are drawn in blocks: one randomBytes call costs about as much as routing a
+// message, so a call per id would dominate the send path.
+let pool = Buffer.alloc(0)
+let poolPos = 0
+
+/** 32 chars of [A-Za-z0-9] from a CSPRNG (D15), without modulo bias. */
 function newId () {
-  const bytes = crypto.randomBytes(32)
   let id = ''
-  for (let i = 0; i < 32; i++) id += ID_CHARS[bytes[i] % 62]
+  while (id.length < 32) {
+    if (poolPos >= pool.length) {
+      pool = crypto.randomBytes(4096)
+      poolPos = 0
+    }
+    const b = pool[poolPos++]
+    if (b < 248) id += ID_CHARS[b % 62]
+  }
   return id
 }
 
@@ -40,6 +54,12 @@ class Client extends EventEmitter {
     this._next = {}
     this._notHandled = null
     this._closeWaiters = []
+    // Outgoing frames of one tick, handed to the native side in one call.
+    this._batch = ''
+    this._batchDescs = []
+    this._flushQueued = false
+    this._nativeBuffered = 0
+    this._flushBound = () => this._flush()
   }
 
   /** Connects and authenticates; reconnects by itself until `close()`. */
@@ -82,7 +102,10 @@ class Client extends EventEmitter {
 
   /** Bytes accepted for sending and not yet written to the socket. */
   get bufferedAmount () {
-    return this._native ? this._native.buffered() : 0
+    if (this._nativeBuffered > 0 && this._batch === '' && this._native) {
+      this._nativeBuffered = this._native.buffered()
+    }
+    return this._nativeBuffered + this._batch.length
   }
 
   /** Whether the client is authenticated and can send right now. */
@@ -193,12 +216,32 @@ class Client extends EventEmitter {
     } catch (err) {
       return this._sendFailed(desc, 'client_send', { reason: err.message })
     }
-    const failed = this._native.send(JSON.stringify(desc.headers), bodyJson, desc.encrypt, desc.headers.id)
-    if (failed) return this._sendFailed(desc, failed)
+    const id = desc.headers.id
+    const idJson = typeof id === 'string' && ID_RE.test(id) ? '"' + id + '"' : JSON.stringify(String(id))
+    // One record per frame; JSON text never holds raw \0 or \x01 (see Client::send_batch).
+    this._batch += (desc.encrypt ? 'E' : 'P') + idJson + '\0' + JSON.stringify(desc.headers) + '\0' + bodyJson + '\x01'
+    this._batchDescs.push(desc)
     if (desc.request) {
-      this._pending.set(desc.headers.id, desc.request)
+      this._pending.set(id, desc.request)
       desc.request._arm()
     }
+    if (this._batch.length >= FLUSH_AT) this._flush()
+    else if (!this._flushQueued) {
+      this._flushQueued = true
+      queueMicrotask(this._flushBound)
+    }
+  }
+
+  _flush () {
+    this._flushQueued = false
+    if (this._batch === '') return
+    const batch = this._batch
+    const descs = this._batchDescs
+    this._batch = ''
+    this._batchDescs = []
+    const res = this._native.sendBatch(batch)
+    this._nativeBuffered = res.buffered
+    for (const f of res.failed) this._sendFailed(descs[f.index], f.code)
   }
 
   _sendFailed (desc, code, extra) {
@@ -261,11 +304,13 @@ class Client extends EventEmitter {
         for (const w of this._closeWaiters.splice(0)) w()
         return
       }
+      case 'drain':
+        this._nativeBuffered = this._native ? this._native.buffered() : 0
+        return this.emit('drain')
       case 'connected':
       case 'reconnected':
       case 'end':
       case 'timeout':
-      case 'drain':
         return this.emit(name)
       default:
         // authFail {message}, connectionFail {err}, receiveError {Error, code, message}
@@ -301,14 +346,15 @@ class Client extends EventEmitter {
     if (h.type !== 'message' && h.type !== 'request') return
     const handle = h.handle
     const usable = typeof handle === 'string' && handle !== '' && !RESERVED.has(handle)
-    const handled = usable && this.handles.listeners(handle).length > 0
+    // EventEmitter2's emit() reports whether a listener (wildcards included) matched.
     if (h.type === 'message') {
-      if (handled) this.handles.emit(handle, frame.body, frame)
-      else if (this._notHandled) this._notHandled(frame)
+      const handled = usable && this.handles.emit(handle, frame.body, frame)
+      if (!handled && this._notHandled) this._notHandled(frame)
       return
     }
     const reply = new Reply(this, frame)
-    if (handled) return this.handles.emit(handle, frame.body, reply, frame)
+    const handled = usable && this.handles.emit(handle, frame.body, reply, frame)
+    if (handled) return
     if (this._notHandled) this._notHandled(frame)
     reply.emit('error', errorObject('message_nothandled'))
   }

@@ -42,6 +42,24 @@ pub struct NativeClientOptions {
     pub encryption: String,
 }
 
+/// A record of a batch that was not sent.
+#[napi(object)]
+pub struct FailedSend {
+    /// Its position in the batch.
+    pub index: u32,
+    /// The `ricochet.*` code.
+    pub code: String,
+}
+
+/// What `sendBatch` reports.
+#[napi(object)]
+pub struct SendBatchResult {
+    /// Bytes waiting for the socket after the batch.
+    pub buffered: f64,
+    /// Records that were not sent.
+    pub failed: Vec<FailedSend>,
+}
+
 /// The native client behind `lib/client.js`.
 #[napi]
 pub struct NativeClient {
@@ -121,6 +139,37 @@ impl NativeClient {
             .send(&headers_json, &body_json, encrypt, &id)
             .err()
             .map(|e| e.code().full())
+    }
+
+    /// Sends a batch of records (see `Client::send_batch`); returns the buffered byte count
+    /// after it and the records that failed.
+    #[napi]
+    pub fn send_batch(&self, batch: String) -> SendBatchResult {
+        let guard = self.core.lock().ok();
+        let Some(client) = guard.as_ref().and_then(|g| g.as_ref()) else {
+            let n = batch.split('\u{1}').filter(|r| !r.is_empty()).count();
+            return SendBatchResult {
+                buffered: 0.0,
+                failed: (0..n)
+                    .map(|i| FailedSend {
+                        index: i as u32,
+                        code: crate::codes::CLIENT_CONNECTION.full(),
+                    })
+                    .collect(),
+            };
+        };
+        let failed = client
+            .send_batch(batch.as_bytes())
+            .into_iter()
+            .map(|(i, e)| FailedSend {
+                index: i as u32,
+                code: e.code().full(),
+            })
+            .collect();
+        SendBatchResult {
+            buffered: client.buffered() as f64,
+            failed,
+        }
     }
 
     /// Bytes waiting to be written.

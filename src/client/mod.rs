@@ -129,8 +129,40 @@ impl Client {
         Client { inner }
     }
 
-    /// Sends `{"headers":…,"body":…}`; the body is encrypted when `encrypt` (padded with `id`,
-    /// the delimiter escaped, D6).
+    /// Builds one frame `{"headers":…,"body":…}` into `out`; the body is encrypted when
+    /// `encrypt` (padded with `id`, the delimiter escaped, D6).
+    fn build_frame(
+        &self,
+        headers_json: &[u8],
+        body_json: &[u8],
+        encrypt: bool,
+        id: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SendError> {
+        let start = out.len();
+        out.extend_from_slice(b"{\"headers\":");
+        out.extend_from_slice(headers_json);
+        out.extend_from_slice(b",\"body\":");
+        if encrypt {
+            let escaped = crypto::escape_delimiter(body_json);
+            out.push(b'"');
+            if self.inner.cipher.encrypt_hex_into(&escaped, id, out).is_err() {
+                out.truncate(start);
+                return Err(SendError::TooLarge);
+            }
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(body_json);
+        }
+        out.extend_from_slice(b"}\n");
+        if out.len() - start > self.inner.opts.max_message_size {
+            out.truncate(start);
+            return Err(SendError::TooLarge);
+        }
+        Ok(())
+    }
+
+    /// Sends one frame (see [`Client::send_batch`] for the batched form).
     pub fn send(
         &self,
         headers_json: &str,
@@ -138,27 +170,63 @@ impl Client {
         encrypt: bool,
         id: &str,
     ) -> Result<(), SendError> {
-        let inner = &self.inner;
         let mut frame = Vec::with_capacity(headers_json.len() + 2 * body_json.len() + 64);
-        frame.extend_from_slice(b"{\"headers\":");
-        frame.extend_from_slice(headers_json.as_bytes());
-        frame.extend_from_slice(b",\"body\":");
-        if encrypt {
-            let escaped = crypto::escape_delimiter(body_json.as_bytes());
-            frame.push(b'"');
-            inner
-                .cipher
-                .encrypt_hex_into(&escaped, id.as_bytes(), &mut frame)
-                .map_err(|_| SendError::TooLarge)?;
-            frame.push(b'"');
-        } else {
-            frame.extend_from_slice(body_json.as_bytes());
+        self.build_frame(
+            headers_json.as_bytes(),
+            body_json.as_bytes(),
+            encrypt,
+            id.as_bytes(),
+            &mut frame,
+        )?;
+        self.enqueue(frame)
+    }
+
+    /// Sends a batch of records built by `lib/client.js`, each
+    /// `<E|P><id as JSON string>\0<headers JSON>\0<body JSON>\x01` (JSON text never contains raw
+    /// control characters, so the separators are unambiguous). All frames go to the writer as
+    /// one buffer. Returns the index and error of every record that was not sent.
+    pub fn send_batch(&self, batch: &[u8]) -> Vec<(usize, SendError)> {
+        let mut failed = Vec::new();
+        let mut out = Vec::with_capacity(batch.len() * 2 + 64);
+        let mut count = 0;
+        let before = self.inner.buffered.load(Ordering::Acquire);
+        for (i, record) in batch
+            .split(|b| *b == 1)
+            .filter(|r| !r.is_empty())
+            .enumerate()
+        {
+            count = i + 1;
+            let mark = out.len();
+            let Some(res) = parse_record(record).map(|(encrypt, id, headers, body)| {
+                self.build_frame(headers, body, encrypt, &id, &mut out)
+            }) else {
+                failed.push((i, SendError::TooLarge));
+                continue;
+            };
+            if let Err(e) = res {
+                failed.push((i, e));
+                continue;
+            }
+            // The outbound bound holds frame by frame, as if each were sent alone.
+            let waiting = before + mark;
+            if waiting > 0 && waiting + (out.len() - mark) > self.inner.opts.max_buffer {
+                out.truncate(mark);
+                failed.push((i, SendError::BufferFull));
+            }
         }
-        frame.extend_from_slice(b"}\n");
-        if frame.len() > inner.opts.max_message_size {
-            return Err(SendError::TooLarge);
+        if !out.is_empty() {
+            if let Err(e) = self.enqueue(out) {
+                // Every frame of the batch shares the fate of the one buffer.
+                failed = (0..count).map(|i| (i, e)).collect();
+            }
         }
-        let n = frame.len();
+        failed
+    }
+
+    /// Hands encoded frames to the writer, within the outbound bound.
+    fn enqueue(&self, frames: Vec<u8>) -> Result<(), SendError> {
+        let inner = &self.inner;
+        let n = frames.len();
         let guard = lock(&inner.out);
         let tx = guard.as_ref().ok_or(SendError::NotReady)?;
         let before = inner.buffered.fetch_add(n, Ordering::AcqRel);
@@ -169,7 +237,7 @@ impl Client {
         if before + n >= inner.opts.high_water {
             inner.above.store(true, Ordering::Relaxed);
         }
-        tx.send(Bytes::from(frame)).map_err(|_| {
+        tx.send(Bytes::from(frames)).map_err(|_| {
             inner.buffered.fetch_sub(n, Ordering::AcqRel);
             SendError::NotReady
         })
@@ -210,6 +278,17 @@ fn io_code(e: &std::io::Error) -> &'static str {
         AddrNotAvailable => "EADDRNOTAVAIL",
         _ => "EIO",
     }
+}
+
+/// Splits one `send_batch` record into (encrypt, id, headers JSON, body JSON).
+fn parse_record(record: &[u8]) -> Option<(bool, Vec<u8>, &[u8], &[u8])> {
+    let (flag, rest) = record.split_first()?;
+    let mut parts = rest.splitn(3, |b| *b == 0);
+    let id_json = parts.next()?;
+    let headers = parts.next()?;
+    let body = parts.next()?;
+    let id: std::borrow::Cow<'_, str> = serde_json::from_slice(id_json).ok()?;
+    Some((*flag == b'E', id.as_bytes().to_vec(), headers, body))
 }
 
 /// The auth frame of §3.1: `{"publicKey":…,"authKey":<hex>,"authStamp":<hex>}`.
