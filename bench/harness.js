@@ -24,7 +24,10 @@ function track (child, name) {
 
 /** Forks a Node script with IPC; stdout/stderr captured (last 4 kB in `child.tailText`). */
 function forkNode (script, args, name) {
-  return track(fork(script, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] }), name)
+  // BENCH_CPU_PROF=<dir> writes a V8 CPU profile per Node process (open them in Chrome DevTools).
+  const dir = process.env.BENCH_CPU_PROF
+  const execArgv = dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []
+  return track(fork(script, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv }), name)
 }
 
 /** setpriv --pdeathsig makes the kernel kill a spawned binary if the driver dies hard. */

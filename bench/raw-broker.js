@@ -70,3 +70,4 @@ process.on('message', (m) => {
   if (m && m.type === 'stats') process.send({ type: 'stats', stats })
 })
 process.on('disconnect', () => process.exit(0))
+process.on('SIGTERM', () => process.exit(0))

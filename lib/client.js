@@ -59,6 +59,7 @@ class Client extends EventEmitter {
     this._batchDescs = []
     this._flushQueued = false
     this._nativeBuffered = 0
+    this._needDrain = false
     this._flushBound = () => this._flush()
   }
 
@@ -225,6 +226,7 @@ class Client extends EventEmitter {
       this._pending.set(id, desc.request)
       desc.request._arm()
     }
+    if (this._batch.length + this._nativeBuffered >= this.config.highWaterMark) this._needDrain = true
     if (this._batch.length >= FLUSH_AT) this._flush()
     else if (!this._flushQueued) {
       this._flushQueued = true
@@ -242,6 +244,11 @@ class Client extends EventEmitter {
     const res = this._native.sendBatch(batch)
     this._nativeBuffered = res.buffered
     for (const f of res.failed) this._sendFailed(descs[f.index], f.code)
+    // What waited in the batch counted as buffered: once the socket took it, say so.
+    if (this._needDrain && res.buffered < this.config.highWaterMark) {
+      this._needDrain = false
+      process.nextTick(() => this.emit('drain'))
+    }
   }
 
   _sendFailed (desc, code, extra) {
@@ -306,6 +313,8 @@ class Client extends EventEmitter {
       }
       case 'drain':
         this._nativeBuffered = this._native ? this._native.buffered() : 0
+        if (!this._needDrain) return
+        this._needDrain = false
         return this.emit('drain')
       case 'connected':
       case 'reconnected':

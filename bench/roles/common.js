@@ -5,6 +5,8 @@ const cfg = JSON.parse(process.argv[2])
 
 // Die with the driver (IPC closes when it exits).
 process.on('disconnect', () => process.exit(0))
+// A clean exit on SIGTERM lets --cpu-prof (BENCH_CPU_PROF) write its profile.
+process.on('SIGTERM', () => process.exit(0))
 
 function fail (err) {
   const error = err && err.stack ? err.stack : String(err)

@@ -11,24 +11,20 @@ use crate::wire::crypto;
 use crate::wire::frame::{FrameError, LineCodec};
 use crate::wire::json;
 use crate::wire::message::{encode_object, parse_line, Parsed, RawObject};
+use crate::wire::outbound::Outbound;
 use crate::wire::seal::{Encryption, Seal};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// Largest chunk handed to one `write` call when coalescing queued frames.
-const COALESCE_BYTES: usize = 256 * 1024;
 
 /// Connection settings, validated by `lib/client-options.js`.
 #[derive(Debug, Clone)]
@@ -89,8 +85,7 @@ struct Inner {
     opts: ClientOptions,
     cipher: Seal,
     events: EventSink,
-    out: Mutex<Option<mpsc::UnboundedSender<Bytes>>>,
-    buffered: AtomicUsize,
+    out: Mutex<Option<Arc<Outbound>>>,
     above: AtomicBool,
     stop: CancellationToken,
     tracker: TaskTracker,
@@ -120,7 +115,6 @@ impl Client {
             opts,
             events,
             out: Mutex::new(None),
-            buffered: AtomicUsize::new(0),
             above: AtomicBool::new(false),
             stop: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -146,7 +140,12 @@ impl Client {
         if encrypt {
             let escaped = crypto::escape_delimiter(body_json);
             out.push(b'"');
-            if self.inner.cipher.encrypt_hex_into(&escaped, id, out).is_err() {
+            if self
+                .inner
+                .cipher
+                .encrypt_hex_into(&escaped, id, out)
+                .is_err()
+            {
                 out.truncate(start);
                 return Err(SendError::TooLarge);
             }
@@ -189,7 +188,7 @@ impl Client {
         let mut failed = Vec::new();
         let mut out = Vec::with_capacity(batch.len() * 2 + 64);
         let mut count = 0;
-        let before = self.inner.buffered.load(Ordering::Acquire);
+        let before = self.buffered();
         for (i, record) in batch
             .split(|b| *b == 1)
             .filter(|r| !r.is_empty())
@@ -223,29 +222,31 @@ impl Client {
         failed
     }
 
-    /// Hands encoded frames to the writer, within the outbound bound.
+    /// Writes encoded frames (or queues them for the writer), within the outbound bound.
     fn enqueue(&self, frames: Vec<u8>) -> Result<(), SendError> {
         let inner = &self.inner;
-        let n = frames.len();
         let guard = lock(&inner.out);
-        let tx = guard.as_ref().ok_or(SendError::NotReady)?;
-        let before = inner.buffered.fetch_add(n, Ordering::AcqRel);
-        if before > 0 && before + n > inner.opts.max_buffer {
-            inner.buffered.fetch_sub(n, Ordering::AcqRel);
+        let out = guard.as_ref().ok_or(SendError::NotReady)?;
+        let before = out.queued();
+        if before > 0 && before + frames.len() > inner.opts.max_buffer {
             return Err(SendError::BufferFull);
         }
-        if before + n >= inner.opts.high_water {
-            inner.above.store(true, Ordering::Relaxed);
+        out.push(Bytes::from(frames))
+            .map_err(|_| SendError::NotReady)?;
+        if out.queued() >= inner.opts.high_water {
+            inner.above.store(true, Ordering::Release);
+            // The writer may have drained below the mark before the flag was set: then no
+            // progress report will see it, so fire `drain` here.
+            if out.queued() < inner.opts.high_water && inner.above.swap(false, Ordering::AcqRel) {
+                inner.emit("drain", "null".into());
+            }
         }
-        tx.send(Bytes::from(frames)).map_err(|_| {
-            inner.buffered.fetch_sub(n, Ordering::AcqRel);
-            SendError::NotReady
-        })
+        Ok(())
     }
 
     /// Bytes accepted by `send` and not yet written to the socket.
     pub fn buffered(&self) -> usize {
-        self.inner.buffered.load(Ordering::Relaxed)
+        lock(&self.inner.out).as_ref().map_or(0, |o| o.queued())
     }
 
     /// Stops reconnecting, closes the connection and waits for every task.
@@ -280,8 +281,11 @@ fn io_code(e: &std::io::Error) -> &'static str {
     }
 }
 
-/// Splits one `send_batch` record into (encrypt, id, headers JSON, body JSON).
-fn parse_record(record: &[u8]) -> Option<(bool, Vec<u8>, &[u8], &[u8])> {
+/// One `send_batch` record: (encrypt, id, headers JSON, body JSON).
+type Record<'a> = (bool, Vec<u8>, &'a [u8], &'a [u8]);
+
+/// Splits one `send_batch` record.
+fn parse_record(record: &[u8]) -> Option<Record<'_>> {
     let (flag, rest) = record.split_first()?;
     let mut parts = rest.splitn(3, |b| *b == 0);
     let id_json = parts.next()?;
@@ -489,16 +493,21 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
                     .and_then(|v| serde_json::from_str::<Value>(v.get()).ok());
                 match (auth, channel, groups) {
                     (Some("true"), Some(c), Some(g)) => {
-                        let (tx, rx) = mpsc::unbounded_channel();
                         if let Some(w) = idle_wr.take() {
-                            writer = Some(inner.tracker.spawn(write_loop(
-                                w,
-                                rx,
-                                inner.clone(),
+                            let out = Outbound::new(w);
+                            let drained = inner.clone();
+                            writer = Some(inner.tracker.spawn(out.clone().run(
                                 kill.clone(),
+                                move |left| {
+                                    if left < drained.opts.high_water
+                                        && drained.above.swap(false, Ordering::AcqRel)
+                                    {
+                                        drained.emit("drain", "null".into());
+                                    }
+                                },
                             )));
+                            *lock(&inner.out) = Some(out);
                         }
-                        *lock(&inner.out) = Some(tx);
                         inner.emit(
                             "ready",
                             serde_json::json!({"channel": c, "groups": g}).to_string(),
@@ -526,7 +535,6 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
     if let Some(mut w) = idle_wr {
         let _ = w.shutdown().await;
     }
-    inner.buffered.store(0, Ordering::Relaxed);
     end
 }
 
@@ -598,53 +606,4 @@ fn check_incoming(
     }
     encode_object(&mut out, &top);
     String::from_utf8(out).map_err(|_| codes::MESSAGE_MALFORMED)
-}
-
-/// Drains the outbound queue with coalesced writes, accounting `buffered` and firing `drain`.
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Bytes>,
-    inner: Arc<Inner>,
-    kill: CancellationToken,
-) {
-    let mut buf: Vec<u8> = Vec::new();
-    loop {
-        let first = tokio::select! {
-            biased;
-            _ = kill.cancelled() => break,
-            m = rx.recv() => m,
-        };
-        let Some(mut chunk) = first else { break };
-        let mut written = chunk.len();
-        while let Ok(next) = rx.try_recv() {
-            if buf.is_empty() {
-                buf.extend_from_slice(&chunk);
-            }
-            buf.extend_from_slice(&next);
-            written += next.len();
-            if buf.len() >= COALESCE_BYTES {
-                break;
-            }
-        }
-        if !buf.is_empty() {
-            chunk = Bytes::from(std::mem::take(&mut buf));
-        }
-        let ok = tokio::select! {
-            biased;
-            _ = kill.cancelled() => false,
-            r = wr.write_all(&chunk) => r.is_ok(),
-        };
-        let left = inner
-            .buffered
-            .fetch_sub(written, Ordering::AcqRel)
-            .saturating_sub(written);
-        if left < inner.opts.high_water && inner.above.swap(false, Ordering::AcqRel) {
-            inner.emit("drain", "null".into());
-        }
-        if !ok {
-            kill.cancel();
-            break;
-        }
-    }
-    let _ = wr.shutdown().await;
 }

@@ -9,6 +9,7 @@ use super::{router, Shared};
 use crate::codes::{self, Code};
 use crate::wire::frame::{FrameError, LineCodec};
 use crate::wire::message::{parse_line, Envelope, Parsed, RawObject};
+use crate::wire::outbound::Outbound;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use md5::{Digest, Md5};
@@ -18,13 +19,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
-/// Largest chunk handed to one `write` call when coalescing queued frames.
-const COALESCE_BYTES: usize = 256 * 1024;
 /// Frames a client may send ahead of its auth reply; beyond this the server stops reading
 /// until the auth callback answers.
 const MAX_EARLY_FRAMES: usize = 64;
@@ -162,11 +160,11 @@ async fn run(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         let _ = crate::config::set_keepalive(&stream, ka);
     }
     let (rd, wr) = stream.into_split();
-    let (tx, rx) = mpsc::unbounded_channel();
+    let out = Outbound::new(wr);
     let conn = Arc::new(Conn::new(
         new_id(),
         addr.ip().to_string(),
-        tx,
+        out.clone(),
         shared.shutdown.child_token(),
     ));
     super::lock(&shared.registry).insert(conn.clone());
@@ -177,7 +175,7 @@ async fn run(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
             .str("ip", &conn.ip)
             .done(),
     );
-    let writer = shared.tracker.spawn(write_loop(wr, rx, conn.clone()));
+    let writer = shared.tracker.spawn(out.run(conn.kill.clone(), |_| {}));
 
     let mut framed = FramedRead::with_capacity(
         rd,
@@ -218,69 +216,13 @@ async fn run(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         ),
         _ => {}
     }
-    // An empty frame tells the writer to flush what is queued and close.
-    let _ = conn.send(Bytes::new(), usize::MAX);
+    // The writer flushes what is queued, sends FIN and ends.
+    conn.out.close();
     let _ = writer.await;
     shared.emit(
         "clientDisconnected",
         Payload::new().str("id", &conn.id).done(),
     );
-}
-
-/// Drains the outbound queue, coalescing frames into few writes.
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Bytes>,
-    conn: Arc<Conn>,
-) {
-    let mut buf: Vec<u8> = Vec::new();
-    let mut closing = false;
-    while !closing {
-        let first = tokio::select! {
-            biased;
-            _ = conn.kill.cancelled() => break,
-            m = rx.recv() => m,
-        };
-        let Some(first) = first else { break };
-        if first.is_empty() {
-            break;
-        }
-        let mut chunk = first;
-        let mut written = chunk.len();
-        loop {
-            match rx.try_recv() {
-                Ok(next) if next.is_empty() => {
-                    closing = true;
-                    break;
-                }
-                Ok(next) => {
-                    if buf.is_empty() {
-                        buf.extend_from_slice(&chunk);
-                    }
-                    buf.extend_from_slice(&next);
-                    written += next.len();
-                    if buf.len() >= COALESCE_BYTES {
-                        break;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        if !buf.is_empty() {
-            chunk = Bytes::from(std::mem::take(&mut buf));
-        }
-        let ok = tokio::select! {
-            biased;
-            _ = conn.kill.cancelled() => false,
-            r = wr.write_all(&chunk) => r.is_ok(),
-        };
-        conn.queued.fetch_sub(written, Ordering::AcqRel);
-        if !ok {
-            conn.kill.cancel();
-            break;
-        }
-    }
-    let _ = wr.shutdown().await;
 }
 
 type Framed = FramedRead<OwnedReadHalf, LineCodec>;

@@ -3,14 +3,14 @@
 //! that has not logged in (D25).
 
 use crate::server::events::Payload;
+use crate::wire::outbound::Outbound;
 use crate::wire::seal::Seal;
 use bytes::Bytes;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// A client's groups: the wildcard `true` or a non-empty list.
@@ -54,8 +54,7 @@ pub(crate) enum SendFail {
 pub(crate) struct Conn {
     pub id: String,
     pub ip: String,
-    tx: mpsc::UnboundedSender<Bytes>,
-    pub queued: AtomicUsize,
+    pub out: Arc<Outbound>,
     pub sent: AtomicU64,
     pub received: AtomicU64,
     pub kill: CancellationToken,
@@ -77,17 +76,11 @@ pub(crate) struct Owed {
 const MAX_OWED: usize = 65_536;
 
 impl Conn {
-    pub fn new(
-        id: String,
-        ip: String,
-        tx: mpsc::UnboundedSender<Bytes>,
-        kill: CancellationToken,
-    ) -> Conn {
+    pub fn new(id: String, ip: String, out: Arc<Outbound>, kill: CancellationToken) -> Conn {
         Conn {
             id,
             ip,
-            tx,
-            queued: AtomicUsize::new(0),
+            out,
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             kill,
@@ -140,21 +133,17 @@ impl Conn {
             .collect()
     }
 
-    /// Queues bytes for the writer. A queue already holding more than `max` bytes means the
-    /// peer is not reading: it is marked slow and disconnected rather than let memory grow.
+    /// Writes or queues bytes for this connection. A queue already holding more than `max`
+    /// bytes means the peer is not reading: it is marked slow and disconnected rather than let
+    /// memory grow.
     pub fn send(&self, bytes: Bytes, max: usize) -> Result<(), SendFail> {
-        let n = bytes.len();
-        let before = self.queued.fetch_add(n, Ordering::AcqRel);
-        if before > 0 && before + n > max {
-            self.queued.fetch_sub(n, Ordering::AcqRel);
+        let before = self.out.queued();
+        if before > 0 && before + bytes.len() > max {
             self.slow.store(true, Ordering::Relaxed);
             self.kill.cancel();
             return Err(SendFail::Slow);
         }
-        self.tx.send(bytes).map_err(|_| {
-            self.queued.fetch_sub(n, Ordering::AcqRel);
-            SendFail::Closed
-        })
+        self.out.push(bytes).map_err(|_| SendFail::Closed)
     }
 }
 

@@ -5,4 +5,5 @@ pub mod crypto;
 pub mod frame;
 pub mod json;
 pub mod message;
+pub mod outbound;
 pub mod seal;

@@ -1,0 +1,175 @@
+//! One connection's outgoing bytes: written straight to the socket from the sending thread when
+//! nothing is waiting (no hand-off to another task, so no wake-up latency), otherwise queued
+//! and drained by a writer task with coalesced writes. Order is kept because a direct write is
+//! only attempted, under the queue's lock, when the queue is empty and the writer idle.
+
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::io::ErrorKind;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Largest chunk handed to one write when coalescing queued frames.
+const COALESCE_BYTES: usize = 256 * 1024;
+
+/// The socket is closed for writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Bytes>,
+    /// The writer task owns the socket right now (it has queued bytes to write).
+    busy: bool,
+    /// No more bytes are accepted; the writer flushes and shuts the socket down.
+    closing: bool,
+    failed: bool,
+}
+
+/// The outgoing side of one TCP connection.
+pub struct Outbound {
+    wr: OwnedWriteHalf,
+    state: Mutex<State>,
+    notify: Notify,
+    queued: AtomicUsize,
+}
+
+fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Outbound {
+    /// Wraps the write half; run [`Outbound::run`] as the writer task.
+    pub fn new(wr: OwnedWriteHalf) -> Arc<Outbound> {
+        Arc::new(Outbound {
+            wr,
+            state: Mutex::new(State::default()),
+            notify: Notify::new(),
+            queued: AtomicUsize::new(0),
+        })
+    }
+
+    /// Bytes accepted and not yet written.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Writes `bytes` now if the socket takes them, else queues the rest for the writer.
+    pub fn push(&self, bytes: Bytes) -> Result<(), Closed> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let mut st = lock(&self.state);
+        if st.closing || st.failed {
+            return Err(Closed);
+        }
+        let mut rest = bytes;
+        if !st.busy && st.queue.is_empty() {
+            match self.wr.try_write(&rest) {
+                Ok(n) if n == rest.len() => return Ok(()),
+                Ok(n) => rest = rest.slice(n..),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    st.failed = true;
+                    drop(st);
+                    self.notify.notify_one();
+                    return Err(Closed);
+                }
+            }
+        }
+        self.queued.fetch_add(rest.len(), Ordering::AcqRel);
+        st.queue.push_back(rest);
+        if !st.busy {
+            st.busy = true;
+            drop(st);
+            self.notify.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Stops accepting bytes; the writer flushes what is queued, sends FIN and ends.
+    pub fn close(&self) {
+        let mut st = lock(&self.state);
+        st.closing = true;
+        drop(st);
+        self.notify.notify_one();
+    }
+
+    /// The writer task: drains the queue until closed, failed or killed. `progress` is told
+    /// how many bytes still wait after every write.
+    pub async fn run(self: Arc<Self>, kill: CancellationToken, progress: impl Fn(usize)) {
+        let mut buf: Vec<u8> = Vec::new();
+        'outer: loop {
+            tokio::select! {
+                biased;
+                _ = kill.cancelled() => break,
+                _ = self.notify.notified() => {}
+            }
+            loop {
+                let chunk = {
+                    let mut st = lock(&self.state);
+                    if st.failed {
+                        break 'outer;
+                    }
+                    match st.queue.pop_front() {
+                        None => {
+                            st.busy = false;
+                            if st.closing {
+                                break 'outer;
+                            }
+                            break;
+                        }
+                        Some(first) if st.queue.is_empty() || first.len() >= COALESCE_BYTES => {
+                            first
+                        }
+                        Some(first) => {
+                            buf.clear();
+                            buf.extend_from_slice(&first);
+                            while buf.len() < COALESCE_BYTES {
+                                match st.queue.pop_front() {
+                                    Some(next) => buf.extend_from_slice(&next),
+                                    None => break,
+                                }
+                            }
+                            Bytes::from(std::mem::take(&mut buf))
+                        }
+                    }
+                };
+                let ok = tokio::select! {
+                    biased;
+                    _ = kill.cancelled() => false,
+                    r = self.write_all(&chunk) => r,
+                };
+                let left = self.queued.fetch_sub(chunk.len(), Ordering::AcqRel) - chunk.len();
+                progress(left);
+                if !ok {
+                    lock(&self.state).failed = true;
+                    break 'outer;
+                }
+            }
+        }
+        let mut st = lock(&self.state);
+        st.closing = true;
+        st.queue.clear();
+        self.queued.store(0, Ordering::Release);
+        drop(st);
+        let _ = socket2::SockRef::from(self.wr.as_ref()).shutdown(std::net::Shutdown::Write);
+    }
+
+    async fn write_all(&self, mut data: &[u8]) -> bool {
+        while !data.is_empty() {
+            if self.wr.writable().await.is_err() {
+                return false;
+            }
+            match self.wr.try_write(data) {
+                Ok(n) => data = &data[n..],
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+}
