@@ -11,7 +11,7 @@ use crate::wire::frame::{FrameError, LineCodec};
 use crate::wire::message::{parse_line, Envelope, Parsed, RawObject};
 use crate::wire::outbound::Outbound;
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use md5::{Digest, Md5};
 use rand::distributions::{Alphanumeric, DistString};
 use std::net::SocketAddr;
@@ -456,13 +456,33 @@ async fn serve(
         return End::AuthFailed;
     };
     let mut early = early.into_iter();
+    let mut dirty: Vec<Arc<Conn>> = Vec::new();
     loop {
         let line = match early.next() {
             Some(l) => l,
-            None => match next_line(shared, conn, framed).await {
-                Ok(l) => l,
-                Err(end) => return end,
-            },
+            None => {
+                // Frames routed from what was already read go out together: flush only when
+                // the next frame is not available without waiting on the socket.
+                let ready = if dirty.is_empty() {
+                    None
+                } else {
+                    next_line(shared, conn, framed).now_or_never()
+                };
+                let next = match ready {
+                    Some(r) => r,
+                    None => {
+                        flush(&mut dirty);
+                        next_line(shared, conn, framed).await
+                    }
+                };
+                match next {
+                    Ok(l) => l,
+                    Err(end) => {
+                        flush(&mut dirty);
+                        return end;
+                    }
+                }
+            }
         };
         let obj = match parse_line(&line) {
             Parsed::Invalid(_) => {
@@ -477,9 +497,16 @@ async fn serve(
             Parsed::Object(o) => o,
         };
         match Envelope::from_object(obj) {
-            Ok(env) => router::route(shared, conn, me, env),
+            Ok(env) => router::route(shared, conn, me, env, &mut dirty),
             Err(_) => malformed(shared, conn, &line),
         }
+    }
+}
+
+/// Writes every staged buffer.
+fn flush(dirty: &mut Vec<Arc<Conn>>) {
+    for c in dirty.drain(..) {
+        c.flush_stage();
     }
 }
 

@@ -55,6 +55,7 @@ pub(crate) struct Conn {
     pub id: String,
     pub ip: String,
     pub out: Arc<Outbound>,
+    stage: Mutex<Vec<u8>>,
     pub sent: AtomicU64,
     pub received: AtomicU64,
     pub kill: CancellationToken,
@@ -81,6 +82,7 @@ impl Conn {
             id,
             ip,
             out,
+            stage: Mutex::new(Vec::new()),
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             kill,
@@ -131,6 +133,35 @@ impl Conn {
             .map(|(_, o)| o)
             .filter(|o| o.deadline > now)
             .collect()
+    }
+
+    /// Adds a frame to this connection's staging buffer: frames routed while their senders
+    /// still have complete lines to read go out together, one write per read chunk instead of
+    /// one per frame. Returns true when the buffer was empty, so the caller flushes it later.
+    pub fn stage(&self, frame: &[u8], max: usize) -> Result<bool, SendFail> {
+        let mut stage = super::lock(&self.stage);
+        let waiting = self.out.queued() + stage.len();
+        if waiting > 0 && waiting + frame.len() > max {
+            drop(stage);
+            self.slow.store(true, Ordering::Relaxed);
+            self.kill.cancel();
+            return Err(SendFail::Slow);
+        }
+        if self.kill.is_cancelled() {
+            return Err(SendFail::Closed);
+        }
+        let first = stage.is_empty();
+        stage.extend_from_slice(frame);
+        Ok(first)
+    }
+
+    /// Writes what was staged.
+    pub fn flush_stage(&self) {
+        let staged = std::mem::take(&mut *super::lock(&self.stage));
+        if !staged.is_empty() {
+            // A connection that went away meanwhile answers its owed requests on its own.
+            let _ = self.out.push(Bytes::from(staged));
+        }
     }
 
     /// Writes or queues bytes for this connection. A queue already holding more than `max`

@@ -25,7 +25,13 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(5000);
 const REQUEST_GRACE: Duration = Duration::from_millis(1000);
 
 /// Routes one frame from `sender` (which is authenticated).
-pub(crate) fn route(shared: &Arc<Shared>, sender: &Arc<Conn>, me: &Authed, mut env: Envelope) {
+pub(crate) fn route(
+    shared: &Arc<Shared>,
+    sender: &Arc<Conn>,
+    me: &Authed,
+    mut env: Envelope,
+    dirty: &mut Vec<Arc<Conn>>,
+) {
     env.set_header("from", me.channel_json.clone());
     env.set_header("groups", me.groups.json.clone());
 
@@ -91,10 +97,11 @@ pub(crate) fn route(shared: &Arc<Shared>, sender: &Arc<Conn>, me: &Authed, mut e
         None => None,
     };
     let frame = Bytes::from(env.encode(body.as_deref()));
-    deliver(shared, sender, me, &env, &recipient, frame);
+    deliver(shared, sender, me, &env, &recipient, frame, dirty);
 }
 
-/// Writes a routed frame to its recipient and accounts for it.
+/// Stages a routed frame for its recipient (flushed by the sender's task once it has no more
+/// complete lines to read) and accounts for it.
 fn deliver(
     shared: &Arc<Shared>,
     sender: &Arc<Conn>,
@@ -102,19 +109,19 @@ fn deliver(
     env: &Envelope,
     recipient: &Arc<Conn>,
     frame: Bytes,
+    dirty: &mut Vec<Arc<Conn>>,
 ) {
-    let event = shared
-        .want_message
-        .load(Ordering::Relaxed)
-        .then(|| raw_ref(&recipient.id, &frame));
-    match recipient.send(frame, shared.config.max_queue_bytes) {
-        Ok(()) => {
+    match recipient.stage(&frame, shared.config.max_queue_bytes) {
+        Ok(first) => {
+            if first && !dirty.iter().any(|c| Arc::ptr_eq(c, recipient)) {
+                dirty.push(recipient.clone());
+            }
             track(sender, env, recipient);
             shared.routed.fetch_add(1, Ordering::Relaxed);
             sender.sent.fetch_add(1, Ordering::Relaxed);
             recipient.received.fetch_add(1, Ordering::Relaxed);
-            if let Some(payload) = event {
-                shared.emit("message", payload);
+            if shared.want_message.load(Ordering::Relaxed) {
+                shared.emit("message", raw_ref(&recipient.id, &frame));
             }
         }
         Err(SendFail::Slow) => reject(shared, sender, me, env, codes::CLIENT_SLOW),
