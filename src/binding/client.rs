@@ -1,11 +1,12 @@
 //! `NativeClient`, the native half of `lib/client.js`.
 
-use super::spawn_pump;
+use super::sink::JsSink;
 use crate::client::{Client, ClientOptions};
 use crate::server::{Event, EventSink};
 use crate::wire::seal::Encryption;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -92,8 +93,9 @@ impl NativeClient {
         opts: NativeClientOptions,
         on_events: Function<String, ()>,
     ) -> Result<()> {
-        let (sink, rx) = EventSink::channel();
-        spawn_pump(rx, on_events)?;
+        let js = Arc::new(JsSink::default());
+        js.start(on_events)?;
+        let sink = js.sink();
         let options = ClientOptions {
             host: opts.host,
             port: opts.port as u16,

@@ -9,18 +9,14 @@ use crate::config::ServerConfig;
 use crate::server::{AuthAnswer, Event, EventSink, ListenError, Server};
 use crate::wire::seal::Encryption;
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::ThreadsafeFunction;
 use napi_derive::napi;
-use std::sync::Mutex;
 use std::time::Duration;
-use tokio::sync::mpsc::UnboundedReceiver;
 
 mod client;
+mod sink;
 
-/// Most events put in one batch.
-const MAX_BATCH: usize = 1024;
-
-type EventFn = ThreadsafeFunction<String, (), String, Status, false>;
+use sink::JsSink;
+use std::sync::Arc;
 
 /// Limits and timeouts, already merged with defaults and validated by `lib/options.js`.
 #[napi(object)]
@@ -53,7 +49,7 @@ fn opt_ms(v: f64) -> Option<Duration> {
 #[napi]
 pub struct NativeServer {
     core: Server,
-    events: Mutex<Option<UnboundedReceiver<Event>>>,
+    js: Arc<JsSink>,
     sink: EventSink,
 }
 
@@ -76,59 +72,13 @@ fn listen_error(e: ListenError) -> Error {
     Error::new(Status::GenericFailure, format!("{code}|{e}"))
 }
 
-/// Forwards events to `on_events` in batches until an `_closed` event, then releases the
-/// function so Node may exit.
-pub(crate) fn spawn_pump(
-    mut rx: UnboundedReceiver<Event>,
-    on_events: Function<String, ()>,
-) -> Result<()> {
-    let tsfn: EventFn = on_events
-        .build_threadsafe_function()
-        .callee_handled::<false>()
-        .build()?;
-    napi::bindgen_prelude::spawn(async move {
-        let mut done = false;
-        while !done {
-            let Some(first) = rx.recv().await else { break };
-            let mut batch = String::with_capacity(256);
-            batch.push('[');
-            let push = |ev: Event, batch: &mut String| {
-                if batch.len() > 1 {
-                    batch.push(',');
-                }
-                batch.push('"');
-                batch.push_str(ev.name);
-                batch.push_str("\",");
-                batch.push_str(&ev.payload);
-                ev.name == "_closed"
-            };
-            done = push(first, &mut batch);
-            let mut n = 1;
-            while !done && n < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(ev) => {
-                        done = push(ev, &mut batch);
-                        n += 1;
-                    }
-                    Err(_) => break,
-                }
-            }
-            batch.push(']');
-            if tsfn.call_async(batch).await.is_err() {
-                break;
-            }
-        }
-        drop(tsfn);
-    });
-    Ok(())
-}
-
 #[napi]
 impl NativeServer {
     /// A server that is not listening yet.
     #[napi(constructor)]
     pub fn new(config: NativeServerConfig) -> Self {
-        let (sink, rx) = EventSink::channel();
+        let js = Arc::new(JsSink::default());
+        let sink = js.sink();
         let cfg = ServerConfig {
             auth_timeout: ms(config.auth_timeout),
             auth_key_window: ms(config.auth_key_window),
@@ -142,7 +92,7 @@ impl NativeServer {
         };
         NativeServer {
             core: Server::new(cfg, sink.clone()),
-            events: Mutex::new(Some(rx)),
+            js,
             sink,
         }
     }
@@ -150,16 +100,7 @@ impl NativeServer {
     /// Starts delivering events to `on_events`; keeps the process alive until `close()`.
     #[napi]
     pub fn start(&self, on_events: Function<String, ()>) -> Result<()> {
-        let Some(rx) = self
-            .events
-            .lock()
-            .map_err(|_| Error::from_reason("poisoned"))?
-            .take()
-        else {
-            return Err(Error::from_reason("events already started"));
-        };
-        spawn_pump(rx, on_events)?;
-        Ok(())
+        self.js.start(on_events)
     }
 
     /// Binds and starts accepting; resolves with `{address, family, port}` as JSON.

@@ -4,6 +4,7 @@
 
 use crate::codes::Code;
 use crate::wire::json::push_str;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// One event.
@@ -15,20 +16,38 @@ pub struct Event {
     pub payload: String,
 }
 
-/// Where a server sends its events.
-#[derive(Debug, Clone)]
-pub struct EventSink(mpsc::UnboundedSender<Event>);
+/// Where a server or client sends its events: any function taking them in order (a channel in
+/// tests, a direct path into JS in the binding).
+#[derive(Clone)]
+pub struct EventSink(Arc<dyn Fn(Event) + Send + Sync>);
+
+impl std::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventSink")
+    }
+}
 
 impl EventSink {
     /// A sink and the receiver the embedder drains.
     pub fn channel() -> (EventSink, mpsc::UnboundedReceiver<Event>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (EventSink(tx), rx)
+        (
+            EventSink(Arc::new(move |ev| {
+                // A gone embedder is not an error for the server.
+                let _ = tx.send(ev);
+            })),
+            rx,
+        )
     }
 
-    /// Sends an event; a gone embedder is not an error for the server.
+    /// A sink calling `f` for every event, on the emitting thread.
+    pub fn from_fn(f: impl Fn(Event) + Send + Sync + 'static) -> EventSink {
+        EventSink(Arc::new(f))
+    }
+
+    /// Sends an event.
     pub fn send(&self, ev: Event) {
-        let _ = self.0.send(ev);
+        (self.0)(ev)
     }
 }
 
