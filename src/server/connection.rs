@@ -8,7 +8,7 @@ use super::registry::{Authed, Conn};
 use super::{router, Shared};
 use crate::codes::{self, Code};
 use crate::wire::frame::{FrameError, LineCodec};
-use crate::wire::message::{parse_line, Envelope, Parsed, RawObject};
+use crate::wire::message::{parse_line, Envelope, EnvelopeError, Parsed, RawObject};
 use crate::wire::outbound::Outbound;
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
@@ -484,21 +484,15 @@ async fn serve(
                 }
             }
         };
-        let obj = match parse_line(&line) {
-            Parsed::Invalid(_) => {
-                invalid(shared, conn, &line);
-                continue;
-            }
-            Parsed::Falsy => continue,
-            Parsed::NotObject => {
-                malformed(shared, conn, &line);
-                continue;
-            }
-            Parsed::Object(o) => o,
-        };
-        match Envelope::from_object(obj) {
+        match Envelope::parse(&line) {
             Ok(env) => router::route(shared, conn, me, env, &mut dirty),
-            Err(_) => malformed(shared, conn, &line),
+            Err(EnvelopeError::Malformed(_)) => malformed(shared, conn, &line),
+            // Only failures pay for the second parse that tells bad JSON from other values.
+            Err(EnvelopeError::NotAnObject) => match parse_line(&line) {
+                Parsed::Invalid(_) => invalid(shared, conn, &line),
+                Parsed::Falsy => {}
+                Parsed::NotObject | Parsed::Object(_) => malformed(shared, conn, &line),
+            },
         }
     }
 }

@@ -29,7 +29,7 @@ pub(crate) fn route(
     shared: &Arc<Shared>,
     sender: &Arc<Conn>,
     me: &Authed,
-    mut env: Envelope,
+    mut env: Envelope<'_>,
     dirty: &mut Vec<Arc<Conn>>,
 ) {
     env.set_header("from", me.channel_json.clone());
@@ -37,7 +37,9 @@ pub(crate) fn route(
 
     // Step 4: the plaintext JSON of an encrypted body.
     let plain: Option<String> = if env.encrypted() {
-        let piece = json::as_str(env.body())
+        let piece = env
+            .body()
+            .and_then(json::as_str)
             .and_then(|hex| me.cipher.decrypt_piece(hex.as_bytes()).ok().flatten())
             .filter(|p| json::is_truthy_json(p));
         match piece {
@@ -62,13 +64,14 @@ pub(crate) fn route(
             // stall the sender's other traffic.
             let frame = env.encode(plain.as_deref());
             let data = raw_ref(&sender.id, &frame);
+            let failed = Failed::of(&env);
             let (shared2, sender2) = (shared.clone(), sender.clone());
             shared.tracker.spawn(async move {
                 let answer =
                     tokio::time::timeout(UNROUTED_DEADLINE, shared2.ask_unrouted(data)).await;
                 if let (Ok(Some(Some(code))), Some(me)) = (answer, sender2.authed.get()) {
                     let code = codes::lookup(&code).unwrap_or(codes::MESSAGE_NORECIPIENT);
-                    reject(&shared2, &sender2, me, &env, code);
+                    failed.answer(&shared2, &sender2, me, code);
                 }
             });
             return;
@@ -106,7 +109,7 @@ fn deliver(
     shared: &Arc<Shared>,
     sender: &Arc<Conn>,
     me: &Authed,
-    env: &Envelope,
+    env: &Envelope<'_>,
     recipient: &Arc<Conn>,
     frame: Bytes,
     dirty: &mut Vec<Arc<Conn>>,
@@ -132,7 +135,7 @@ fn deliver(
 /// Keeps track of requests a connection still owes an answer to, so they can be answered at
 /// once if it disconnects: a request is recorded on its recipient, a terminal reply (`response`
 /// or `error`) from that recipient clears it, an `update` extends it.
-fn track(sender: &Arc<Conn>, env: &Envelope, recipient: &Arc<Conn>) {
+fn track(sender: &Arc<Conn>, env: &Envelope<'_>, recipient: &Arc<Conn>) {
     let Some(id) = env.header("id").map(|v| v.get()) else {
         return;
     };
@@ -202,25 +205,53 @@ pub(crate) fn reject(
     shared: &Arc<Shared>,
     sender: &Arc<Conn>,
     me: &Authed,
-    env: &Envelope,
+    env: &Envelope<'_>,
     code: Code,
 ) {
-    let forwarded = env.encode(None);
-    shared.emit(
-        "messageError",
-        Payload::new()
-            .error(code)
-            .raw("raw", &raw_ref(&sender.id, &forwarded))
-            .done(),
-    );
-    let null = "null";
-    let id = env.header("id").map(|v| v.get()).unwrap_or(null);
-    let from = env.header("to").map(|v| v.get()).unwrap_or(null);
-    error_reply(shared, sender, me, id, from, encrypted_flag(env), code);
+    Failed::of(env).answer(shared, sender, me, code);
+}
+
+/// What a failure report needs of a frame, owned so it can outlive the received line.
+pub(crate) struct Failed {
+    forwarded: Vec<u8>,
+    id_json: String,
+    to_json: String,
+    encrypted: String,
+}
+
+impl Failed {
+    fn of(env: &Envelope<'_>) -> Failed {
+        let raw = |k| env.header(k).map_or("null", |v| v.get()).to_string();
+        Failed {
+            forwarded: env.encode(None),
+            id_json: raw("id"),
+            to_json: raw("to"),
+            encrypted: encrypted_flag(env).to_string(),
+        }
+    }
+
+    fn answer(&self, shared: &Arc<Shared>, sender: &Arc<Conn>, me: &Authed, code: Code) {
+        shared.emit(
+            "messageError",
+            Payload::new()
+                .error(code)
+                .raw("raw", &raw_ref(&sender.id, &self.forwarded))
+                .done(),
+        );
+        error_reply(
+            shared,
+            sender,
+            me,
+            &self.id_json,
+            &self.to_json,
+            &self.encrypted,
+            code,
+        );
+    }
 }
 
 /// `headers.encrypted` when truthy, else `false`, as the synthesized reply carries it.
-fn encrypted_flag(env: &Envelope) -> &str {
+fn encrypted_flag<'a>(env: &Envelope<'a>) -> &'a str {
     env.header("encrypted")
         .map(|v| v.get())
         .filter(|v| json::truthy(v))

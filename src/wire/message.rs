@@ -36,59 +36,140 @@ pub fn parse_line(line: &[u8]) -> Parsed {
     }
 }
 
-/// The headers a routed frame must carry, read from a message frame.
-#[derive(Debug)]
-pub struct Envelope {
-    /// All top-level keys of the frame, in order.
-    pub top: RawObject,
-    /// The headers, in order.
-    pub headers: RawObject,
-}
+/// A JSON object borrowed from the line it was read from: keys in order, values as raw JSON
+/// slices. A duplicate key keeps its first position and its last value, as `JSON.parse` does.
+/// Routing reads and rewrites frames through this without copying values.
+#[derive(Debug, Default)]
+pub struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
-/// Why a frame is not a routable message (`message_malformed`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Malformed(pub &'static str);
-
-impl Envelope {
-    /// Checks the shape of §4.3 step 2 plus the D12 (`body` required) and D14 (non-empty string
-    /// `handle`) fixes.
-    pub fn from_object(mut top: RawObject) -> Result<Envelope, Malformed> {
-        let headers_raw = top
-            .get("headers")
-            .ok_or(Malformed("frame has no headers"))?;
-        let headers: RawObject = serde_json::from_str(headers_raw.get())
-            .map_err(|_| Malformed("headers is not an object"))?;
-        for key in ["id", "type", "handle", "to"] {
-            if !headers.contains_key(key) {
-                return Err(Malformed(match key {
-                    "id" => "headers.id is missing",
-                    "type" => "headers.type is missing",
-                    "handle" => "headers.handle is missing",
-                    _ => "headers.to is missing",
-                }));
-            }
-        }
-        match headers.get("handle").and_then(|h| json::as_str(h)) {
-            Some(h) if !h.is_empty() => {}
-            _ => return Err(Malformed("headers.handle must be a non-empty string")),
-        }
-        if !top.contains_key("body") {
-            return Err(Malformed("frame has no body"));
-        }
-        // Keep the headers' slot in the top-level order; its value is rebuilt on output.
-        if let Some(slot) = top.get_mut("headers") {
-            *slot = empty_raw();
-        }
-        Ok(Envelope { top, headers })
+impl<'a> Fields<'a> {
+    /// The raw value of `key`.
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 
-    /// Raw value of a header.
-    pub fn header(&self, key: &str) -> Option<&RawValue> {
-        self.headers.get(key).map(|v| &**v)
+    /// Whether `key` is present.
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == key)
+    }
+}
+
+/// A key borrowed from the input when it holds no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Fields<'de>, M::Error> {
+                let mut out: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(8);
+                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                    let v: &'de RawValue = map.next_value()?;
+                    match out.iter_mut().find(|(ek, _)| *ek == k) {
+                        Some(slot) => slot.1 = v,
+                        None => out.push((k, v)),
+                    }
+                }
+                Ok(Fields(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A message frame as the router sees it: fields borrowed from the received line, plus the
+/// headers the server overwrites (`from`, `groups`).
+#[derive(Debug)]
+pub struct Envelope<'a> {
+    top: Fields<'a>,
+    headers: Fields<'a>,
+    overrides: Vec<(&'static str, String)>,
+}
+
+/// Why a line is not a routable message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvelopeError {
+    /// Not a JSON object (or not JSON): classify it with [`parse_line`].
+    NotAnObject,
+    /// An object without the required shape (`message_malformed`).
+    Malformed(&'static str),
+}
+
+impl<'a> Envelope<'a> {
+    /// Parses a line and checks the shape of §4.3 step 2 plus the D12 (`body` required) and D14
+    /// (non-empty string `handle`) fixes.
+    pub fn parse(line: &'a [u8]) -> Result<Envelope<'a>, EnvelopeError> {
+        let top: Fields<'a> =
+            serde_json::from_slice(line).map_err(|_| EnvelopeError::NotAnObject)?;
+        let headers_raw = top
+            .get("headers")
+            .ok_or(EnvelopeError::Malformed("frame has no headers"))?;
+        let headers: Fields<'a> = serde_json::from_str(headers_raw.get())
+            .map_err(|_| EnvelopeError::Malformed("headers is not an object"))?;
+        for (key, why) in [
+            ("id", "headers.id is missing"),
+            ("type", "headers.type is missing"),
+            ("handle", "headers.handle is missing"),
+            ("to", "headers.to is missing"),
+        ] {
+            if !headers.contains(key) {
+                return Err(EnvelopeError::Malformed(why));
+            }
+        }
+        match headers.get("handle").and_then(json::as_str) {
+            Some(h) if !h.is_empty() => {}
+            _ => {
+                return Err(EnvelopeError::Malformed(
+                    "headers.handle must be a non-empty string",
+                ))
+            }
+        }
+        if !top.contains("body") {
+            return Err(EnvelopeError::Malformed("frame has no body"));
+        }
+        Ok(Envelope {
+            top,
+            headers,
+            overrides: Vec::new(),
+        })
+    }
+
+    /// Raw value of a header as received.
+    pub fn header(&self, key: &str) -> Option<&'a RawValue> {
+        self.headers.get(key)
     }
 
     /// `headers.to` coerced to a channel name.
-    pub fn to(&self) -> Option<Cow<'_, str>> {
+    pub fn to(&self) -> Option<Cow<'a, str>> {
         self.header("to").and_then(json::js_string)
     }
 
@@ -99,34 +180,29 @@ impl Envelope {
             .unwrap_or(false)
     }
 
-    /// The raw body.
-    pub fn body(&self) -> &RawValue {
-        // `from_object` guarantees the key exists.
-        self.top
-            .get("body")
-            .map(|v| &**v)
-            .unwrap_or_else(|| null_raw())
+    /// The raw body (present: checked by `parse`).
+    pub fn body(&self) -> Option<&'a RawValue> {
+        self.top.get("body")
     }
 
-    /// Sets a header, in place if present, appended otherwise (as the original does).
-    pub fn set_header(&mut self, key: &str, raw_json: String) {
-        if let Ok(v) = RawValue::from_string(raw_json) {
-            self.headers.insert(key.to_string(), v);
-        }
+    /// Sets a header on output, in place if present, appended otherwise (as the original does).
+    pub fn set_header(&mut self, key: &'static str, raw_json: String) {
+        self.overrides.retain(|(k, _)| *k != key);
+        self.overrides.push((key, raw_json));
     }
 
-    /// Serialises the frame with `body` replaced by `body_override` when given, plus LF.
+    /// Serialises the frame, with `body` replaced by `body_override` when given, plus LF.
     pub fn encode(&self, body_override: Option<&str>) -> Vec<u8> {
-        let mut out = Vec::with_capacity(256 + self.body().get().len());
+        let body_len = self.body().map_or(0, |b| b.get().len());
+        let mut out = Vec::with_capacity(256 + body_override.map_or(body_len, str::len));
         out.push(b'{');
-        for (i, (k, v)) in self.top.iter().enumerate() {
+        for (i, (k, v)) in self.top.0.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            json::push_str(&mut out, k);
-            out.push(b':');
-            match k.as_str() {
-                "headers" => encode_object(&mut out, &self.headers),
+            push_key(&mut out, k);
+            match k.as_ref() {
+                "headers" => self.encode_headers(&mut out),
                 "body" => out.extend_from_slice(body_override.unwrap_or(v.get()).as_bytes()),
                 _ => out.extend_from_slice(v.get().as_bytes()),
             }
@@ -134,6 +210,45 @@ impl Envelope {
         out.extend_from_slice(b"}\n");
         out
     }
+
+    fn encode_headers(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        let mut first = true;
+        for (k, v) in &self.headers.0 {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            push_key(out, k);
+            match self.overrides.iter().find(|(ok, _)| *ok == k.as_ref()) {
+                Some((_, o)) => out.extend_from_slice(o.as_bytes()),
+                None => out.extend_from_slice(v.get().as_bytes()),
+            }
+        }
+        for (k, o) in &self.overrides {
+            if !self.headers.contains(k) {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                push_key(out, k);
+                out.extend_from_slice(o.as_bytes());
+            }
+        }
+        out.push(b'}');
+    }
+}
+
+/// Appends `"key":`, copying plain keys byte for byte.
+fn push_key(out: &mut Vec<u8>, key: &str) {
+    if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(key.as_bytes());
+        out.push(b'"');
+    } else {
+        json::push_str(out, key);
+    }
+    out.push(b':');
 }
 
 /// Writes a raw object back as compact JSON.
@@ -150,27 +265,12 @@ pub fn encode_object(out: &mut Vec<u8>, obj: &RawObject) {
     out.push(b'}');
 }
 
-fn empty_raw() -> Box<RawValue> {
-    RawValue::from_string("{}".into()).unwrap_or_else(|_| null_raw().to_owned())
-}
-
-fn null_raw() -> &'static RawValue {
-    // A constant, valid JSON literal.
-    static NULL: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
-    NULL.get_or_init(|| {
-        serde_json::from_str::<Box<RawValue>>("null").unwrap_or_else(|_| unreachable!())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn env(line: &str) -> Result<Envelope, Malformed> {
-        match parse_line(line.as_bytes()) {
-            Parsed::Object(o) => Envelope::from_object(o),
-            other => panic!("not an object: {other:?}"),
-        }
+    fn env(line: &str) -> Result<Envelope<'_>, EnvelopeError> {
+        Envelope::parse(line.as_bytes())
     }
 
     #[test]
@@ -195,8 +295,34 @@ mod tests {
         let mut e = env(r#"{"headers":{"id":"i","from":"evil","to":"b","type":"message","handle":"h","encrypted":false},"body":{"x":1},"extra":2}"#).expect("valid");
         e.set_header("from", "\"alpha\"".into());
         e.set_header("groups", "[\"g1\"]".into());
+        e.set_header("groups", "[\"g1\"]".into());
         let out = String::from_utf8(e.encode(None)).expect("utf8");
         assert_eq!(out, "{\"headers\":{\"id\":\"i\",\"from\":\"alpha\",\"to\":\"b\",\"type\":\"message\",\"handle\":\"h\",\"encrypted\":false,\"groups\":[\"g1\"]},\"body\":{\"x\":1},\"extra\":2}\n");
+    }
+
+    #[test]
+    fn duplicate_keys_keep_the_first_position_and_the_last_value() {
+        let e = env(r#"{"headers":{"id":"a","to":"x","type":"message","handle":"h","to":"b"},"body":1,"body":2}"#).expect("valid");
+        assert_eq!(e.to().as_deref(), Some("b"));
+        assert_eq!(
+            String::from_utf8(e.encode(None)).expect("utf8"),
+            "{\"headers\":{\"id\":\"a\",\"to\":\"b\",\"type\":\"message\",\"handle\":\"h\"},\"body\":2}\n"
+        );
+    }
+
+    #[test]
+    fn escaped_keys_are_understood_and_re_escaped() {
+        let e =
+            env(r#"{"headers":{"id":"a","\u0074o":"b","type":"message","handle":"h"},"body":1}"#)
+                .expect("valid");
+        assert_eq!(e.to().as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn non_objects_are_not_envelopes() {
+        for line in ["[1]", "5", "nope", "{\"a\":"] {
+            assert_eq!(env(line).err(), Some(EnvelopeError::NotAnObject), "{line}");
+        }
     }
 
     #[test]
