@@ -6,6 +6,7 @@
 
 const net = require('node:net')
 const { Client, RicochetError } = require('..')
+const { clearTimers, delay, nextEvent, within, until } = require('./helpers/waiting')
 const { startServer, partiesAuth, PARTIES } = require('./helpers/server')
 
 const HOST = '127.0.0.1'
@@ -16,7 +17,6 @@ const HOST = '127.0.0.1'
 let clients = []
 let servers = []
 let rawServers = []
-let timers = []
 
 function newClient (config) {
   const c = new Client(config)
@@ -72,46 +72,6 @@ async function freePort () {
   return port
 }
 
-function delay (ms) {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms)
-    timers.push(t)
-  })
-}
-
-/** Resolves with the listener's arguments (an array) the next time `emitter` emits `name`. */
-function nextEvent (emitter, name, ms = 5000) {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      emitter.removeListener(name, on)
-      reject(new Error(`timeout waiting for event "${name}"`))
-    }, ms)
-    timers.push(t)
-    function on (...args) {
-      clearTimeout(t)
-      resolve(args)
-    }
-    emitter.once(name, on)
-  })
-}
-
-/** Resolves with the result of `p`, or rejects with `Error(label)` after `ms`. */
-function within (p, ms, label) {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(label || `not settled within ${ms} ms`)), ms)
-    timers.push(t)
-    p.then((v) => { clearTimeout(t); resolve(v) }, (e) => { clearTimeout(t); reject(e) })
-  })
-}
-
-/** Polls `pred` until true. */
-async function until (pred, ms = 5000, label = 'condition') {
-  const start = Date.now()
-  while (!pred()) {
-    if (Date.now() - start > ms) throw new Error(`timeout waiting for ${label}`)
-    await delay(10)
-  }
-}
 
 /** connect() options for a party of frames.json. */
 function partyOpts (name, port, extra = {}) {
@@ -148,8 +108,7 @@ afterEach(async () => {
   await Promise.all(cs.map((c) => c.close()))
   await Promise.all(ss.map((s) => s.close()))
   await Promise.all(rs.map((r) => r.close()))
-  for (const t of timers) clearTimeout(t)
-  timers = []
+  clearTimers()
 })
 
 // ---------------------------------------------------------------------------------------------

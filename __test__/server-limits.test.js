@@ -5,6 +5,7 @@
 // `maxConnections` and `maxAuthFailures`. Real sockets on 127.0.0.1, servers on port 0.
 
 const { Server, Client, errorCodes, RicochetError } = require('..')
+const { clearTimers, delay, nextEvent, within, until } = require('./helpers/waiting')
 const { RawClient, authFrame } = require('./helpers/wire')
 const { startServer, waitForEvent, PARTIES } = require('./helpers/server')
 
@@ -16,7 +17,6 @@ const HOST = '127.0.0.1'
 let clients = []
 let servers = []
 let raws = []
-let timers = []
 
 function newClient (config) {
   const c = new Client(config)
@@ -44,46 +44,6 @@ async function rawAuthed (port, name) {
   return raw
 }
 
-function delay (ms) {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms)
-    timers.push(t)
-  })
-}
-
-/** Resolves with the listener's arguments (an array) the next time `emitter` emits `name`. */
-function nextEvent (emitter, name, ms = 5000) {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      emitter.removeListener(name, on)
-      reject(new Error(`timeout waiting for event "${name}"`))
-    }, ms)
-    timers.push(t)
-    function on (...args) {
-      clearTimeout(t)
-      resolve(args)
-    }
-    emitter.once(name, on)
-  })
-}
-
-/** Resolves with the result of `p`, or rejects with `Error(label)` after `ms`. */
-function within (p, ms, label) {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(label || `not settled within ${ms} ms`)), ms)
-    timers.push(t)
-    p.then((v) => { clearTimeout(t); resolve(v) }, (e) => { clearTimeout(t); reject(e) })
-  })
-}
-
-/** Polls `pred` until true. */
-async function until (pred, ms = 5000, label = 'condition') {
-  const start = Date.now()
-  while (!pred()) {
-    if (Date.now() - start > ms) throw new Error(`timeout waiting for ${label}`)
-    await delay(10)
-  }
-}
 
 /** The settled outcome of a promise: {ok, value} or {ok: false, error}. */
 function settle (p) {
@@ -135,8 +95,7 @@ afterEach(async () => {
   await Promise.all(rs.map((r) => r.close()))
   await RawClient.closeAll()
   await Promise.all(ss.map((s) => s.close()))
-  for (const t of timers) clearTimeout(t)
-  timers = []
+  clearTimers()
 })
 
 // ---------------------------------------------------------------------------------------------

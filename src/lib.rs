@@ -16,4 +16,7 @@ pub mod config;
 pub mod server;
 pub mod wire;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 mod binding;

@@ -13,6 +13,21 @@ mod registry;
 mod router;
 
 pub(crate) use connection::sleep_or_never;
+
+/// Runs the auth checks of one arbitrary auth frame against a fixed callback result (fuzzing).
+pub(crate) fn auth_fuzz(data: &[u8]) {
+    use crate::wire::message::{parse_line, Parsed};
+    if let Parsed::Object(frame) = parse_line(data) {
+        if auth::frame_is_well_formed(&frame) {
+            let result = serde_json::json!({"ip": "127.0.0.1", "privateKey": "pk", "publicKey": "p",
+                "authKey": "ak", "channel": "c", "groups": ["g"]});
+            let peer: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 1));
+            for enc in [crate::wire::seal::Encryption::Xts, crate::wire::seal::Encryption::Gcm] {
+                let _ = auth::check_result(&result, &frame, &peer, 1_700_000_000_000, 30_000, enc);
+            }
+        }
+    }
+}
 pub use events::{Event, EventSink};
 
 use crate::config::ServerConfig;
