@@ -6,8 +6,9 @@ const { resolveConfig } = require('./options')
 const { RicochetError, errorObject, fullCode } = require('./errors')
 const { parseListenArgs } = require('./listen-args')
 
-// Events whose payload is a copy of every frame: the core only produces them while listened to.
-const PER_MESSAGE = new Set(['message', 'clientInput'])
+// Events whose payload copies frames: the core only produces them while listened to, so a
+// flood of bad or unroutable frames costs nothing when nobody watches.
+const PER_MESSAGE = new Set(['message', 'clientInput', 'messageError', 'invalidMessage'])
 
 /** JSON of a value, never throwing (circular or BigInt values become their String()). */
 function safeJson (value) {

@@ -45,9 +45,14 @@ pub fn decrypt(data: &[u8]) {
     }
     let _ = Seal::new(Encryption::Gcm, b"fuzz-key").decrypt_piece(data);
     let escaped = crypto::escape_delimiter(data);
-    assert!(!escaped.windows(crypto::DELIM.len()).any(|w| w == crypto::DELIM));
+    assert!(!escaped
+        .windows(crypto::DELIM.len())
+        .any(|w| w == crypto::DELIM));
     if let Ok(hex) = xts.encrypt_hex(data, b"") {
-        assert_eq!(xts.decrypt_hex(hex.as_bytes()).map(|p| p.len()).ok(), Some(hex.len() / 2));
+        assert_eq!(
+            xts.decrypt_hex(hex.as_bytes()).map(|p| p.len()).ok(),
+            Some(hex.len() / 2)
+        );
     }
 }
 
@@ -70,7 +75,12 @@ pub fn server_frame(data: &[u8]) {
             let plain = if env.encrypted() {
                 env.body()
                     .and_then(json::as_str)
-                    .and_then(|hex| Cipher::new(b"k").decrypt_piece(hex.as_bytes()).ok().flatten())
+                    .and_then(|hex| {
+                        Cipher::new(b"k")
+                            .decrypt_piece(hex.as_bytes())
+                            .ok()
+                            .flatten()
+                    })
                     .filter(|p| json::is_truthy_json(p))
             } else {
                 None

@@ -19,6 +19,21 @@ struct State {
     in_flight: bool,
     /// `_closed` was queued: release the function once it is delivered.
     closing: bool,
+    /// Frame-copying events dropped because JS fell too far behind.
+    dropped: u64,
+}
+
+/// Pending bytes beyond which events that copy frames are dropped (and counted) instead of
+/// queued, so a JS thread that falls behind cannot make memory grow without bound.
+const MAX_PENDING: usize = 8 * 1024 * 1024;
+
+/// Events that may be dropped under pressure: diagnostics copying frames, never lifecycle
+/// events, callbacks or a client's incoming frames.
+fn droppable(name: &str) -> bool {
+    matches!(
+        name,
+        "message" | "clientInput" | "messageError" | "invalidMessage"
+    )
 }
 
 /// The shared state behind a JS event sink.
@@ -55,6 +70,10 @@ impl JsSink {
 
     fn push(self: &Arc<Self>, ev: Event) {
         let mut st = self.lock();
+        if st.pending.len() > MAX_PENDING && droppable(ev.name) {
+            st.dropped += 1;
+            return;
+        }
         if !st.pending.is_empty() {
             st.pending.push(',');
         }
@@ -72,6 +91,17 @@ impl JsSink {
 
     fn fire(self: &Arc<Self>, mut st: MutexGuard<'_, State>) {
         let Some(tsfn) = st.tsfn.clone() else { return };
+        if st.dropped > 0 {
+            // Tell JS how many were dropped (`eventsDropped`), after what was kept.
+            let note = format!(",\"eventsDropped\",{{\"count\":{}}}", st.dropped);
+            let note = if st.pending.is_empty() {
+                &note[1..]
+            } else {
+                &note[..]
+            };
+            st.pending.push_str(note);
+            st.dropped = 0;
+        }
         let mut batch = String::with_capacity(st.pending.len() + 2);
         batch.push('[');
         batch.push_str(&st.pending);

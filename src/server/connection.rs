@@ -251,13 +251,15 @@ async fn next_line(
         Some(Err(FrameError::Io(e))) => Err(End::Io(e)),
         Some(Err(FrameError::TooLarge { .. })) => {
             let code = codes::MESSAGE_TOOLARGE;
-            shared.emit(
-                "messageError",
-                Payload::new()
-                    .error(code)
-                    .raw("raw", &Payload::new().str("id", &conn.id).done())
-                    .done(),
-            );
+            shared.wants("messageError").then(|| {
+                shared.emit(
+                    "messageError",
+                    Payload::new()
+                        .error(code)
+                        .raw("raw", &Payload::new().str("id", &conn.id).done())
+                        .done(),
+                )
+            });
             let reply = if conn.authed.get().is_some() {
                 format!(
                     "{{\"error\":{},\"code\":\"{}\"}}\n",
@@ -278,6 +280,9 @@ fn parses(line: &[u8]) -> bool {
 }
 
 fn invalid(shared: &Arc<Shared>, conn: &Arc<Conn>, line: &[u8]) {
+    if !shared.wants("invalidMessage") {
+        return;
+    }
     shared.emit(
         "invalidMessage",
         Payload::new()
@@ -505,6 +510,9 @@ fn flush(dirty: &mut Vec<Arc<Conn>>) {
 }
 
 fn malformed(shared: &Arc<Shared>, conn: &Arc<Conn>, line: &[u8]) {
+    if !shared.wants("messageError") {
+        return;
+    }
     shared.emit(
         "messageError",
         Payload::new()

@@ -22,7 +22,10 @@ pub(crate) fn auth_fuzz(data: &[u8]) {
             let result = serde_json::json!({"ip": "127.0.0.1", "privateKey": "pk", "publicKey": "p",
                 "authKey": "ak", "channel": "c", "groups": ["g"]});
             let peer: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 1));
-            for enc in [crate::wire::seal::Encryption::Xts, crate::wire::seal::Encryption::Gcm] {
+            for enc in [
+                crate::wire::seal::Encryption::Xts,
+                crate::wire::seal::Encryption::Gcm,
+            ] {
                 let _ = auth::check_result(&result, &frame, &peer, 1_700_000_000_000, 30_000, enc);
             }
         }
@@ -85,6 +88,8 @@ pub(crate) struct Shared {
     pub routed: AtomicU64,
     pub want_input: AtomicBool,
     pub want_message: AtomicBool,
+    pub want_error: AtomicBool,
+    pub want_invalid: AtomicBool,
     pub has_unrouted: AtomicBool,
     next_rid: AtomicU64,
     pending_auth: Mutex<HashMap<u64, oneshot::Sender<AuthAnswer>>>,
@@ -96,6 +101,18 @@ pub(crate) struct Shared {
 const AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 impl Shared {
+    /// Whether an event that copies frames is listened to (the others always are produced).
+    pub fn wants(&self, name: &str) -> bool {
+        let flag = match name {
+            "clientInput" => &self.want_input,
+            "message" => &self.want_message,
+            "messageError" => &self.want_error,
+            "invalidMessage" => &self.want_invalid,
+            _ => return true,
+        };
+        flag.load(Ordering::Relaxed)
+    }
+
     /// Counts a failed login from `ip`.
     pub fn auth_failed(&self, ip: IpAddr) {
         if self.config.max_auth_failures == 0 {
@@ -192,6 +209,8 @@ impl Server {
                 routed: AtomicU64::new(0),
                 want_input: AtomicBool::new(false),
                 want_message: AtomicBool::new(false),
+                want_error: AtomicBool::new(false),
+                want_invalid: AtomicBool::new(false),
                 has_unrouted: AtomicBool::new(false),
                 next_rid: AtomicU64::new(1),
                 pending_auth: Mutex::new(HashMap::new()),
@@ -284,12 +303,15 @@ impl Server {
         }
     }
 
-    /// Whether per-message events (`clientInput`, `message`) are produced; they cost a copy of
-    /// every frame, so they are off until someone listens.
+    /// Whether the events that copy frames (`clientInput`, `message`, `messageError`,
+    /// `invalidMessage`) are produced; they are off until someone listens, so a flood of bad or
+    /// unroutable frames costs no memory when nobody watches.
     pub fn set_wants(&self, event: &str, on: bool) {
         let flag = match event {
             "clientInput" => &self.shared.want_input,
             "message" => &self.shared.want_message,
+            "messageError" => &self.shared.want_error,
+            "invalidMessage" => &self.shared.want_invalid,
             _ => return,
         };
         flag.store(on, Ordering::Relaxed);

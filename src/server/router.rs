@@ -231,13 +231,15 @@ impl Failed {
     }
 
     fn answer(&self, shared: &Arc<Shared>, sender: &Arc<Conn>, me: &Authed, code: Code) {
-        shared.emit(
-            "messageError",
-            Payload::new()
-                .error(code)
-                .raw("raw", &raw_ref(&sender.id, &self.forwarded))
-                .done(),
-        );
+        if shared.wants("messageError") {
+            shared.emit(
+                "messageError",
+                Payload::new()
+                    .error(code)
+                    .raw("raw", &raw_ref(&sender.id, &self.forwarded))
+                    .done(),
+            );
+        }
         error_reply(
             shared,
             sender,
