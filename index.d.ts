@@ -166,6 +166,7 @@ export interface ServerEvents {
   message: [{ id: string, message: Frame }]
   messageError: [RicochetErrorObject & { raw: { id: string, message?: Frame } }]
   invalidMessage: [RicochetErrorObject & { id: string, msg: string }]
+  eventsDropped: [{ count: number }]
 }
 
 export interface ListenOptions { port?: number | string, host?: string, backlog?: number }
