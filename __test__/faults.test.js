@@ -445,6 +445,28 @@ describe('faults with the server in a child process', () => {
     await expect(alpha.requestAsync('delta', 'ping', { n: 2 }, { timeout: 5000 })).resolves.toEqual({ pong: 2 })
   }, 120000)
 
+  test('a client whose JS thread is busy stops reading instead of buffering: its memory stays bounded and the server drops it as slow', async () => {
+    const srv = await serverChild(0, { maxQueueSize: 4 * MiB })
+    const beta = await clientChild(srv.port, 'beta')
+    const alpha = await readyClient('alpha', srv.port)
+    const sendErrors = []
+    alpha.on('sendError', (e) => sendErrors.push(e))
+    await delay(200)
+    const rssBefore = rssOf(beta.child.pid)
+    beta.child.send({ type: 'block', ms: 8000 })
+    await childMessage(beta, (m) => m.type === 'blocking', 5000, 'the client JS thread to be busy')
+    const bytes = await flood(alpha, 'beta', 100 * MiB)
+    const rssBusy = rssOf(beta.child.pid)
+    expect(beta.messages.some((m) => m.type === 'unblocked')).toBe(false) // measured while busy
+    expect(bytes).toBeGreaterThanOrEqual(100 * MiB)
+    expect(sendErrors).toEqual([])
+    // Frames waiting for JS are capped (16 MiB) and the socket is not read past that.
+    expect((rssBusy - rssBefore) / MiB).toBeLessThan(64)
+    await until(() => childEvents(srv).some(([n, p]) => n === 'clientError' && p.code === 'ricochet.client_slow'),
+      15000, 'the server to drop the busy client as slow')
+    await childMessage(beta, (m) => m.type === 'unblocked', 20000, 'the client JS thread to be free again')
+  }, 120000)
+
   test('while the server\'s JS thread is busy, 100 MB of frames that cannot be routed do not grow the server\'s memory past 64 MB (events beyond the bound are counted in eventsDropped)', async () => {
     // Every routing failure is reported to JS as messageError {raw: {message: <the whole frame>}}
     // and events wait for the JS thread, so a peer flooding an absent channel while the

@@ -86,6 +86,17 @@ function runClient (port, party, config) {
   })
   client.handle('echo', (body, reply) => reply.emit('response', null, { echo: body }))
   client.once('ready', (r) => send({ type: 'ready', channel: r.channel, pid: process.pid }))
+  client.on('disconnected', () => send({ type: 'disconnected' }))
+  client.handle('flood', () => {})
+  process.on('message', (m) => {
+    if (m && m.type === 'block') {
+      // Keeps the client's JS thread busy (a slow application); the native side goes on.
+      send({ type: 'blocking' })
+      const end = Date.now() + m.ms
+      while (Date.now() < end) { /* busy */ }
+      send({ type: 'unblocked' })
+    }
+  })
   client.connect({ host: HOST, port, publicKey: p.publicKey, privateKey: p.privateKey, authKey: p.authKey })
 }
 

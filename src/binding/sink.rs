@@ -50,7 +50,8 @@ impl JsSink {
     /// An [`EventSink`] feeding this JS sink.
     pub fn sink(self: &Arc<Self>) -> EventSink {
         let me = self.clone();
-        EventSink::from_fn(move |ev| me.push(ev))
+        let gauge = self.clone();
+        EventSink::from_fn(move |ev| me.push(ev)).with_backlog(move || gauge.lock().pending.len())
     }
 
     /// Starts delivering to `on_events`; events queued before are delivered first.

@@ -81,6 +81,9 @@ impl SendError {
     }
 }
 
+/// Bytes of received frames allowed to wait for the JS thread before reading pauses.
+const MAX_BACKLOG: usize = 16 * 1024 * 1024;
+
 struct Inner {
     opts: ClientOptions,
     cipher: Seal,
@@ -431,6 +434,11 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
     let mut writer = None;
     let mut me: Option<(Value, Value)> = None; // (channel, groups)
     loop {
+        // A JS thread that falls behind makes this client stop reading: TCP pushes back to the
+        // server, which drops us as a slow consumer, instead of frames piling up in memory.
+        while inner.events.backlog() > MAX_BACKLOG && !kill.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let next = tokio::select! {
             biased;
             _ = kill.cancelled() => break,

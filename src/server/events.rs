@@ -19,7 +19,10 @@ pub struct Event {
 /// Where a server or client sends its events: any function taking them in order (a channel in
 /// tests, a direct path into JS in the binding).
 #[derive(Clone)]
-pub struct EventSink(Arc<dyn Fn(Event) + Send + Sync>);
+pub struct EventSink(
+    Arc<dyn Fn(Event) + Send + Sync>,
+    Option<Arc<dyn Fn() -> usize + Send + Sync>>,
+);
 
 impl std::fmt::Debug for EventSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -32,17 +35,31 @@ impl EventSink {
     pub fn channel() -> (EventSink, mpsc::UnboundedReceiver<Event>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (
-            EventSink(Arc::new(move |ev| {
-                // A gone embedder is not an error for the server.
-                let _ = tx.send(ev);
-            })),
+            EventSink(
+                Arc::new(move |ev| {
+                    // A gone embedder is not an error for the server.
+                    let _ = tx.send(ev);
+                }),
+                None,
+            ),
             rx,
         )
     }
 
     /// A sink calling `f` for every event, on the emitting thread.
     pub fn from_fn(f: impl Fn(Event) + Send + Sync + 'static) -> EventSink {
-        EventSink(Arc::new(f))
+        EventSink(Arc::new(f), None)
+    }
+
+    /// Adds a gauge of the bytes waiting for the embedder, so producers can hold back.
+    pub fn with_backlog(mut self, backlog: impl Fn() -> usize + Send + Sync + 'static) -> Self {
+        self.1 = Some(Arc::new(backlog));
+        self
+    }
+
+    /// Bytes of events not yet taken by the embedder (0 when unknown).
+    pub fn backlog(&self) -> usize {
+        self.1.as_ref().map_or(0, |f| f())
     }
 
     /// Sends an event.
