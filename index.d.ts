@@ -133,14 +133,14 @@ export interface AuthResult {
   ip?: string | null
 }
 
+/** Call `cb(err, result)` or return a Promise of the result (rejecting to refuse). */
 export type AuthCallback =
-  | ((data: AuthData, cb: (err: unknown, result?: AuthResult) => void) => void)
-  | ((data: AuthData) => Promise<AuthResult>)
+  (data: AuthData, cb: (err: unknown, result?: AuthResult) => void) => void | Promise<AuthResult>
 
 export interface UnroutedData { id: string, message: Frame }
+/** `cb()` / resolving nothing takes the message over; a code answers the sender with it. */
 export type UnroutedCallback =
-  | ((data: UnroutedData, cb: (code?: ErrorCodeName | ErrorCode | null) => void) => void)
-  | ((data: UnroutedData) => Promise<ErrorCodeName | ErrorCode | undefined | void>)
+  (data: UnroutedData, cb: (code?: ErrorCodeName | ErrorCode | null) => void) => void | Promise<ErrorCodeName | ErrorCode | undefined | void>
 
 export interface ClientInfo {
   id: string
