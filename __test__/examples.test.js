@@ -6,9 +6,9 @@ const { execFile } = require('node:child_process')
 
 const ROOT = path.join(__dirname, '..')
 
-function run (cmd, args) {
+function run (cmd, args, env) {
   return new Promise((resolve) => {
-    execFile(cmd, args, { cwd: ROOT, timeout: 60000 }, (err, stdout, stderr) => {
+    execFile(cmd, args, { cwd: ROOT, timeout: 60000, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
       resolve({ code: err ? (err.code ?? 1) : 0, stdout, stderr })
     })
   })
@@ -34,6 +34,17 @@ describe('examples', () => {
     expect(stdout).toContain('[web] nothing.here failed: ricochet.message_nothandled')
     expect(stdout).toContain('[store] audit audit.files.read {"name":"b.txt"}')
     expect(stdout).toMatch(/done\n$/)
+  }, 60000)
+
+  test('DEBUG=ricochet:* traces connections, auth decisions and routing failures on stderr', async () => {
+    const { code, stderr } = await run(process.execPath, ['examples/demo.js'], { DEBUG: 'ricochet:*', DEBUG_COLORS: '0' })
+    expect(code).toBe(0)
+    expect(stderr).toMatch(/ricochet:server connected \w{32} from 127\.0\.0\.1/)
+    expect(stderr).toMatch(/ricochet:server authenticated \w{32}/)
+    expect(stderr).toMatch(/ricochet:client ready as worker/)
+    expect(stderr).toMatch(/ricochet:server routing failed from \w{32}: ricochet\.message_norecipient/)
+    const quiet = await run(process.execPath, ['examples/wildcards.js'], { DEBUG: '' })
+    expect(quiet.stderr).toBe('')
   }, 60000)
 
   test('typescript.ts: type-checks under --strict and runs', async () => {

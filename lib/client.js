@@ -8,6 +8,7 @@ const { resolveConfig } = require('./options')
 const { RicochetError, errorObject } = require('./errors')
 const { Request, Reply } = require('./request')
 const { validateConnect } = require('./connect-options')
+const { traceClient } = require('./debug')
 
 const ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
 // Names that must never reach the handle emitter from the wire (D14).
@@ -61,6 +62,7 @@ class Client extends EventEmitter {
     this._nativeBuffered = 0
     this._needDrain = false
     this._flushBound = () => this._flush()
+    traceClient(this)
   }
 
   /** Connects and authenticates; reconnects by itself until `close()`. */

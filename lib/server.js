@@ -5,6 +5,7 @@ const { NativeServer } = require('../binding')
 const { resolveConfig } = require('./options')
 const { RicochetError, errorObject, fullCode } = require('./errors')
 const { parseListenArgs } = require('./listen-args')
+const { traceServer } = require('./debug')
 
 // Events whose payload copies frames: the core only produces them while listened to, so a
 // flood of bad or unroutable frames costs nothing when nobody watches.
@@ -73,6 +74,7 @@ class Server extends EventEmitter {
     this.on('removeListener', (name) => {
       if (PER_MESSAGE.has(name) && this.listenerCount(name) === 0) this._native.setWants(name, false)
     })
+    traceServer(this)
   }
 
   /** @deprecated set `server.authCallback` instead. */
