@@ -18,3 +18,18 @@ req.on('timeout', ({ local }) => local)
 client.requestAsync<number>('w', 'h', {}, { timeout: 5 }).then((n) => n.toFixed(), (e: RicochetError) => e.code)
 const text: string = errorCodes.message_timeout
 export { text }
+
+// Wrong payload types must not compile (tsc fails on an unused @ts-expect-error).
+// @ts-expect-error clientReady carries {id: string}
+server.on('clientReady', (p: { id: number }) => p)
+// @ts-expect-error ready carries {channel, groups}, not a string
+client.on('ready', (p: string) => p)
+// @ts-expect-error disconnected carries a boolean
+client.on('disconnected', (hadError: string) => hadError)
+// @ts-expect-error not an event of Client
+client.on('clientReady', () => {})
+// @ts-expect-error codes are a closed union
+const bad: ErrorCode = 'ricochet.nope'
+// @ts-expect-error groups must be true or a list
+server.authCallback = async () => ({ channel: 'c', privateKey: 'k', groups: 'g1' })
+export { bad }
