@@ -1,6 +1,7 @@
 'use strict'
 
-// Benchmark driver: `node bench/run.js [--quick] [--runs N] [--systems a,b] [--workloads W1,W2]`.
+// Benchmark driver: `node bench/run.js [--quick] [--runs N] [--systems a,b] [--workloads W1,W2]
+// [--publish]`. Writes results/<time>.json and .svg; --publish also writes docs/bench.svg.
 // For every run, system and workload it starts a fresh server/broker, receiver and sender
 // (bench/workload.js), then prints a markdown table and writes bench/results/<ISO time>.json.
 const os = require('node:os')
@@ -9,6 +10,8 @@ const { execFileSync } = require('node:child_process')
 const { installCleanup } = require('./harness')
 const { runWorkload } = require('./workload')
 const { render, writeJson } = require('./report')
+const { renderSvg } = require('./chart')
+const fs = require('node:fs')
 
 const SYSTEMS = [
   { id: 'ricochet-enc', label: 'ricochet enc', adapter: 'ricochet', plain: false },
@@ -24,10 +27,11 @@ function parseArgs (argv) {
     const a = argv[i]
     const val = () => (a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i])
     if (a === '--quick') opts.quick = true
+    else if (a === '--publish') opts.publish = true
     else if (a.startsWith('--runs')) opts.runs = Number(val())
     else if (a.startsWith('--systems')) opts.systems = val().split(',')
     else if (a.startsWith('--workloads')) opts.workloads = val().split(',')
-    else throw new Error(`unknown argument ${a} (use --quick, --runs N, --systems a,b, --workloads W1,W2,W3)`)
+    else throw new Error(`unknown argument ${a} (use --quick, --runs N, --systems a,b, --workloads W1,W2,W3, --publish)`)
   }
   if (!Number.isInteger(opts.runs) || opts.runs < 1) throw new Error('--runs needs a positive integer')
   return opts
@@ -109,7 +113,10 @@ async function main () {
     medians: agg,
     table: text
   })
-  console.error(`results: ${path.relative(process.cwd(), file)} (${((Date.now() - t0) / 1000).toFixed(1)} s)`)
+  const svg = renderSvg(JSON.parse(fs.readFileSync(file, 'utf8')))
+  fs.writeFileSync(file.replace(/\.json$/, '.svg'), svg)
+  if (opts.publish) fs.writeFileSync(path.join(__dirname, '..', 'docs', 'bench.svg'), svg)
+  console.error(`results: ${path.relative(process.cwd(), file)} (+ .svg${opts.publish ? ', docs/bench.svg' : ''}) (${((Date.now() - t0) / 1000).toFixed(1)} s)`)
 }
 
 main().catch((err) => {
