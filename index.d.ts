@@ -86,6 +86,8 @@ export interface Config {
   maxAuthFailures?: number
   /** TCP keepalive idle time in ms (default 30000, 0 = off). */
   keepAlive?: number
+  /** Server: serve Prometheus text on `GET /metrics` at this address (default off). */
+  metrics?: { port: number, host?: string } | null
   /** Client: messages held while not ready (default 1000). */
   maxQueue?: number
   /** Client: outbound bytes allowed to wait for the socket (default 64 MiB). */
@@ -150,6 +152,22 @@ export interface ClientInfo {
   stats: { sent: number, received: number }
 }
 
+export interface ServerMetrics {
+  connections: number
+  authenticated: number
+  queuedBytes: number
+  maxQueuedBytes: number
+  messagesRouted: number
+  /** Routing failures by full code. */
+  messagesFailed: Partial<Record<ErrorCode, number>>
+  connectionsTotal: number
+  authSuccessTotal: number
+  authFailuresTotal: number
+  bytesInTotal: number
+  bytesOutTotal: number
+  framesInTotal: number
+}
+
 export interface ServerEvents {
   listening: []
   close: []
@@ -190,6 +208,10 @@ export declare class Server extends EventEmitter {
   listen (callback?: (err?: RicochetError) => void): this
   address (): { address: string, family: 'IPv4' | 'IPv6', port: number } | null
   getClients (): ClientInfo[]
+  /** Counters and gauges of the core. */
+  metrics (): ServerMetrics
+  /** Where the Prometheus endpoint listens, or null. */
+  metricsAddress (): { address: string, port: number } | null
   close (callback?: () => void): Promise<void>
   on<K extends keyof ServerEvents> (event: K, listener: (...args: ServerEvents[K]) => void): this
   once<K extends keyof ServerEvents> (event: K, listener: (...args: ServerEvents[K]) => void): this

@@ -97,6 +97,14 @@ function resolveConfig (config) {
   positive(cfg, ['maxMessageSize'], { integer: true, min: 64 })
   positive(cfg, ['maxQueueSize'], { integer: true, min: 1024 })
   positive(cfg, ['maxConnections'], { integer: true })
+  if (cfg.metrics !== undefined && cfg.metrics !== null && cfg.metrics !== false) {
+    if (!isPlainObject(cfg.metrics)) throw new TypeError('ricochet: option "metrics" must be an object like {port, host}')
+    const { port, host } = cfg.metrics
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`ricochet: option "metrics.port" must be an integer 0-65535, got ${port}`)
+    if (host !== undefined && typeof host !== 'string') throw new TypeError('ricochet: option "metrics.host" must be a string')
+  } else {
+    cfg.metrics = null
+  }
   positive(cfg, ['maxQueue'], { integer: true, min: 0 })
   positive(cfg, ['maxAuthFailures'], { integer: true, min: 0 })
   positive(cfg, ['maxBuffer'], { integer: true, min: 1024 })

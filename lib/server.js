@@ -99,6 +99,19 @@ class Server extends EventEmitter {
     return { messages: this._native.routed() }
   }
 
+  /**
+   * Counters and gauges: connections, authenticated, queuedBytes, maxQueuedBytes,
+   * messagesRouted, messagesFailed {code: n}, connections/auth/bytes/frames totals.
+   */
+  metrics () {
+    return JSON.parse(this._native.metrics())
+  }
+
+  /** `{address, port}` of the Prometheus endpoint (`metrics: {port}`), or null. */
+  metricsAddress () {
+    return this._state === 'listening' && this._metricsAddress ? { ...this._metricsAddress } : null
+  }
+
   /** `[{id, ip, channel, groups, stats: {sent, received}}]` for every connection. */
   getClients () {
     return JSON.parse(this._native.clients())
@@ -129,12 +142,17 @@ class Server extends EventEmitter {
     const attempt = host === undefined
       ? bind('::').catch(() => bind('0.0.0.0'))
       : bind(host)
-    attempt.then((addr) => {
+    const metrics = this.config.metrics
+    attempt.then(async (addr) => {
       this._address = JSON.parse(addr)
+      if (metrics) {
+        // The Prometheus endpoint is served by the core beside the server, until close().
+        this._metricsAddress = JSON.parse(await native.listenMetrics(metrics.host || '127.0.0.1', metrics.port))
+      }
       if (this._state !== 'starting') return
       this._state = 'listening'
       this.emit('listening')
-    }, (err) => {
+    }).catch((err) => {
       const [code, ...rest] = String(err.message).split('|')
       const e = new Error(rest.join('|') || code)
       e.code = code

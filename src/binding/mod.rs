@@ -163,6 +163,29 @@ impl NativeServer {
         self.core.routed() as f64
     }
 
+    /// Counters and gauges as JSON.
+    #[napi]
+    pub fn metrics(&self) -> String {
+        self.core.metrics_json()
+    }
+
+    /// Counters and gauges as Prometheus text.
+    #[napi]
+    pub fn metrics_text(&self) -> String {
+        self.core.metrics_text()
+    }
+
+    /// Serves `GET /metrics` on `host:port`; resolves with `{address, port}` as JSON.
+    #[napi]
+    pub async fn listen_metrics(&self, host: String, port: u32) -> Result<String> {
+        let addr = self
+            .core
+            .listen_metrics(&host, port as u16)
+            .await
+            .map_err(|e| Error::new(Status::GenericFailure, format!("EIO|{e}")))?;
+        Ok(serde_json::json!({"address": addr.ip().to_string(), "port": addr.port()}).to_string())
+    }
+
     /// Every connection as JSON.
     #[napi]
     pub fn clients(&self) -> String {

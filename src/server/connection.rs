@@ -156,6 +156,10 @@ pub(crate) async fn sleep_or_never(d: Option<Duration>) {
 
 async fn run(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let _ = stream.set_nodelay(true);
+    shared
+        .counters
+        .connections_total
+        .fetch_add(1, Ordering::Relaxed);
     if let Some(ka) = shared.config.keepalive {
         let _ = crate::config::set_keepalive(&stream, ka);
     }
@@ -243,6 +247,10 @@ async fn next_line(
     match next {
         None => Err(End::Eof),
         Some(Ok(line)) => {
+            let c = &shared.counters;
+            c.frames_in.fetch_add(1, Ordering::Relaxed);
+            c.bytes_in
+                .fetch_add(line.len() as u64 + 1, Ordering::Relaxed);
             if shared.want_input.load(Ordering::Relaxed) && parses(&line) {
                 shared.emit("clientInput", raw_ref(&conn.id, &line));
             }
@@ -251,6 +259,7 @@ async fn next_line(
         Some(Err(FrameError::Io(e))) => Err(End::Io(e)),
         Some(Err(FrameError::TooLarge { .. })) => {
             let code = codes::MESSAGE_TOOLARGE;
+            shared.counters.failed(code);
             shared.wants("messageError").then(|| {
                 shared.emit(
                     "messageError",
@@ -280,6 +289,7 @@ fn parses(line: &[u8]) -> bool {
 }
 
 fn invalid(shared: &Arc<Shared>, conn: &Arc<Conn>, line: &[u8]) {
+    shared.counters.failed(codes::MESSAGE_BADJSON);
     if !shared.wants("invalidMessage") {
         return;
     }
@@ -304,6 +314,10 @@ async fn authenticate(
     let deadline = tokio::time::sleep(shared.config.auth_timeout);
     tokio::pin!(deadline);
     let timed_out = |shared: &Arc<Shared>| {
+        shared
+            .counters
+            .auth_failures
+            .fetch_add(1, Ordering::Relaxed);
         shared.emit(
             "clientAuthFail",
             Payload::new()
@@ -410,6 +424,7 @@ async fn authenticate(
             cipher: accepted.cipher,
         });
         let _ = conn.send(Bytes::from(reply), usize::MAX);
+        shared.counters.auth_success.fetch_add(1, Ordering::Relaxed);
         shared.emit("clientReady", Payload::new().str("id", &conn.id).done());
         return Ok(());
     }
@@ -434,6 +449,10 @@ fn callback_input(frame: &RawObject, addr: &SocketAddr) -> String {
 
 /// Rejects a login: `{"auth":false,…}` to the client, `clientAuthFail` to the application.
 fn fail(shared: &Arc<Shared>, conn: &Arc<Conn>, line: &[u8], f: Failure, error_json: Option<&str>) {
+    shared
+        .counters
+        .auth_failures
+        .fetch_add(1, Ordering::Relaxed);
     if let Ok(ip) = conn.ip.parse() {
         shared.auth_failed(canonical(ip));
     }
@@ -510,6 +529,7 @@ fn flush(dirty: &mut Vec<Arc<Conn>>) {
 }
 
 fn malformed(shared: &Arc<Shared>, conn: &Arc<Conn>, line: &[u8]) {
+    shared.counters.failed(codes::MESSAGE_MALFORMED);
     if !shared.wants("messageError") {
         return;
     }

@@ -9,6 +9,7 @@
 mod auth;
 mod connection;
 mod events;
+mod metrics;
 mod registry;
 mod router;
 
@@ -95,6 +96,7 @@ pub(crate) struct Shared {
     pending_auth: Mutex<HashMap<u64, oneshot::Sender<AuthAnswer>>>,
     pending_unrouted: Mutex<HashMap<u64, oneshot::Sender<Option<String>>>>,
     auth_failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    pub counters: metrics::Counters,
 }
 
 /// The window of `maxAuthFailures`.
@@ -216,6 +218,7 @@ impl Server {
                 pending_auth: Mutex::new(HashMap::new()),
                 pending_unrouted: Mutex::new(HashMap::new()),
                 auth_failures: Mutex::new(HashMap::new()),
+                counters: metrics::Counters::default(),
             }),
             state: Arc::new(Mutex::new(ListenState::Idle)),
         }
@@ -325,6 +328,25 @@ impl Server {
     /// Messages routed since start.
     pub fn routed(&self) -> u64 {
         self.shared.routed.load(Ordering::Relaxed)
+    }
+
+    /// Counters and gauges as JSON (`server.metrics()`).
+    pub fn metrics_json(&self) -> String {
+        metrics::json(&self.shared)
+    }
+
+    /// Counters and gauges in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        metrics::prometheus(&self.shared)
+    }
+
+    /// Serves `GET /metrics` on `host:port` until the server closes; returns the bound address.
+    pub async fn listen_metrics(&self, host: &str, port: u16) -> std::io::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind((host, port)).await?;
+        let addr = listener.local_addr()?;
+        let shared = self.shared.clone();
+        self.shared.tracker.spawn(metrics::serve(shared, listener));
+        Ok(addr)
     }
 
     /// `[{id, ip, channel, groups, stats: {sent, received}}]` of every connection, as JSON.

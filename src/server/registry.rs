@@ -222,6 +222,22 @@ impl Registry {
         self.channels.get(channel).cloned()
     }
 
+    /// (connections, authenticated, bytes queued in total, largest queue).
+    pub fn gauges(&self) -> (u64, u64, u64, u64) {
+        let (mut total, mut max) = (0u64, 0u64);
+        for c in self.conns.values() {
+            let q = c.out.queued() as u64;
+            total += q;
+            max = max.max(q);
+        }
+        (
+            self.conns.len() as u64,
+            self.channels.len() as u64,
+            total,
+            max,
+        )
+    }
+
     /// Every connection, for `getClients()`.
     pub fn clients_json(&self) -> String {
         let mut out = String::from("[");

@@ -121,6 +121,10 @@ fn deliver(
             }
             track(sender, env, recipient);
             shared.routed.fetch_add(1, Ordering::Relaxed);
+            shared
+                .counters
+                .bytes_out
+                .fetch_add(frame.len() as u64, Ordering::Relaxed);
             sender.sent.fetch_add(1, Ordering::Relaxed);
             recipient.received.fetch_add(1, Ordering::Relaxed);
             if shared.want_message.load(Ordering::Relaxed) {
@@ -231,6 +235,7 @@ impl Failed {
     }
 
     fn answer(&self, shared: &Arc<Shared>, sender: &Arc<Conn>, me: &Authed, code: Code) {
+        shared.counters.failed(code);
         if shared.wants("messageError") {
             shared.emit(
                 "messageError",
@@ -289,6 +294,10 @@ pub(crate) fn error_reply(
         to_ch = to_authed.channel_json,
         groups = to_authed.groups.json,
     );
+    shared
+        .counters
+        .bytes_out
+        .fetch_add(reply.len() as u64, Ordering::Relaxed);
     // A requester too slow to take its own error reply is being dropped already.
     let _ = to.send(Bytes::from(reply), shared.config.max_queue_bytes);
 }
