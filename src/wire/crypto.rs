@@ -182,26 +182,22 @@ impl Cipher {
         if utf16_len_is_odd(hex) {
             return Err(CryptoError::OddHex);
         }
-        let pairs = hex
-            .chunks_exact(2)
-            .take_while(|p| hex_val(p[0]).is_some() && hex_val(p[1]).is_some())
-            .count();
-        check_len(pairs)?;
-        let mut buf: Vec<u8> = hex
-            .chunks_exact(2)
-            .take(pairs)
-            .map(|p| match (hex_val(p[0]), hex_val(p[1])) {
-                (Some(h), Some(l)) => (h << 4) | l,
-                _ => 0, // unreachable: the prefix was validated above
-            })
-            .collect();
+        // One pass: decode pairs until the first one that is not hex (Node stops there).
+        let mut buf: Vec<u8> = Vec::with_capacity(hex.len() / 2);
+        for p in hex.chunks_exact(2) {
+            match (hex_val(p[0]), hex_val(p[1])) {
+                (Some(h), Some(l)) => buf.push((h << 4) | l),
+                _ => break,
+            }
+        }
+        check_len(buf.len())?;
         self.xts.decrypt_sector(&mut buf, self.iv);
         Ok(buf)
     }
 
     /// Convenience: decrypt a body: decrypt_hex + receiver_piece.
     pub fn decrypt_piece(&self, hex: &[u8]) -> Result<Option<String>, CryptoError> {
-        self.decrypt_hex(hex).map(|pt| receiver_piece(&pt))
+        self.decrypt_hex(hex).map(receiver_piece_owned)
     }
 }
 
@@ -275,6 +271,28 @@ pub fn receiver_piece(plaintext: &[u8]) -> Option<String> {
         None => trimmed,
     };
     (!piece.is_empty()).then(|| piece.to_owned())
+}
+
+/// [`receiver_piece`] taking the plaintext by value: valid UTF-8 (the normal case) is cut in
+/// place instead of copied.
+pub fn receiver_piece_owned(plaintext: Vec<u8>) -> Option<String> {
+    match String::from_utf8(plaintext) {
+        Ok(mut text) => {
+            let (start, end) = {
+                let trimmed = js_trim(&text);
+                let start = trimmed.as_ptr() as usize - text.as_ptr() as usize;
+                let piece_len = trimmed.rfind(DELIM_STR).unwrap_or(trimmed.len());
+                (start, start + piece_len)
+            };
+            if start == end {
+                return None;
+            }
+            text.truncate(end);
+            text.drain(..start);
+            Some(text)
+        }
+        Err(e) => receiver_piece(e.as_bytes()),
+    }
 }
 
 /// The original's (pre-D6) behaviour: split at the FIRST DELIM. Used only to prove the vectors' receiver_result.
@@ -451,6 +469,22 @@ mod tests {
             c.decrypt_piece(c.encrypt_hex(b"{}", b"").unwrap().as_bytes()),
             Ok(Some("{}".into()))
         );
+    }
+
+    #[test]
+    fn the_in_place_receiver_split_matches_the_copying_one() {
+        let cases: [&[u8]; 7] = [
+            b"  {\"a\":1}\"{ENCRYPT}\"\n\n",
+            b"{\"a\":\"{ENCRYPT}\"}\"{ENCRYPT}\"pad",
+            b"no delimiter here",
+            b"   \"{ENCRYPT}\"x",
+            b"",
+            b"\xff\xfe{}\"{ENCRYPT}\"",
+            "\u{feff}\u{3000}x\"{ENCRYPT}\"".as_bytes(),
+        ];
+        for c in cases {
+            assert_eq!(receiver_piece_owned(c.to_vec()), receiver_piece(c), "{c:?}");
+        }
     }
 
     #[test]
