@@ -48,6 +48,12 @@ export declare class NativeServer {
   setUnrouted(on: boolean): void
   /** Messages routed since start. */
   routed(): number
+  /** Counters and gauges as JSON. */
+  metrics(): string
+  /** Counters and gauges as Prometheus text. */
+  metricsText(): string
+  /** Serves `GET /metrics` on `host:port`; resolves with `{address, port}` as JSON. */
+  listenMetrics(host: string, port: number): Promise<string>
   /** Every connection as JSON. */
   clients(): string
   /** The `ricochet.*` error table as JSON `[[name, text], …]`, the source of `errorCodes`. */

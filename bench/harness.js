@@ -1,5 +1,7 @@
 'use strict'
 
+const ipc = require('../tools/ipc')
+
 // Child-process bookkeeping for the driver: spawn/fork with captured output, IPC waits,
 // free ports, and killing every child on exit, signal or crash.
 const { fork, spawn, execFileSync } = require('node:child_process')
@@ -54,25 +56,9 @@ function describeExit (child) {
   return `${child.benchName} exited (code ${e.code}, signal ${e.signal})${tail ? ': ' + tail : ''}`
 }
 
-/** Resolves with the first IPC message of `type`; rejects if the child exits first or on timeout. */
+/** Resolves with the first IPC message of `type` (see tools/ipc.js). */
 function waitMsg (child, type, ms) {
-  return new Promise((resolve, reject) => {
-    const done = (fn, v) => {
-      clearTimeout(timer)
-      child.off('message', onMsg)
-      child.off('exit', onExit)
-      fn(v)
-    }
-    const onMsg = (m) => {
-      if (m && m.type === type) done(resolve, m)
-      else if (m && m.type === 'error') done(reject, new Error(`${child.benchName}: ${m.error}`))
-    }
-    const onExit = () => done(reject, new Error(describeExit(child)))
-    const timer = setTimeout(() => done(reject, new Error(`${child.benchName}: no '${type}' within ${ms} ms`)), ms)
-    if (child.exitInfo) return onExit()
-    child.on('message', onMsg)
-    child.once('exit', onExit)
-  })
+  return ipc.waitMsg(child, type, ms, child.benchName, describeExit)
 }
 
 /** A free TCP port on 127.0.0.1 (bind to 0, close, reuse the number). */
@@ -136,28 +122,11 @@ function askStats (child, ms = 500) {
 }
 
 let installed = false
+/** Kills every child when the driver exits, is signalled or crashes (tools/ipc.js). */
 function installCleanup () {
   if (installed) return
   installed = true
-  process.on('exit', killAll)
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-    process.on(sig, () => {
-      // Kill, then reap (bounded) so no zombie outlives the driver.
-      const left = [...children]
-      killAll()
-      Promise.race([
-        Promise.all(left.map((c) => new Promise((resolve) => (c.exitInfo ? resolve() : c.once('exit', resolve))))),
-        new Promise((resolve) => setTimeout(resolve, 1000))
-      ]).then(() => process.exit(130))
-    })
-  }
-  const crash = (err) => {
-    console.error('bench: harness error:', err && err.stack ? err.stack : err)
-    killAll()
-    process.exit(2)
-  }
-  process.on('uncaughtException', crash)
-  process.on('unhandledRejection', crash)
+  ipc.installCleanup({ label: 'bench', children: () => children, killAll, graceMs: 1000 })
 }
 
 module.exports = { startNodeServer, askStats, forkNode, spawnBin, waitMsg, freePort, waitPort, stop, killAll, installCleanup, describeExit }

@@ -23,6 +23,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::codec::FramedRead;
+
+/// Initial read buffer per connection; it grows for longer lines. Small, because ten thousand
+/// mostly idle connections each hold one.
+const READ_BUFFER: usize = 2 * 1024;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -429,7 +433,7 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
     }
     let mut idle_wr = Some(wr);
     let mut framed =
-        FramedRead::with_capacity(rd, LineCodec::new(inner.opts.max_message_size), 16 * 1024);
+        FramedRead::with_capacity(rd, LineCodec::new(inner.opts.max_message_size), READ_BUFFER);
     let kill = inner.stop.child_token();
     let mut writer = None;
     let mut me: Option<(Value, Value)> = None; // (channel, groups)

@@ -23,6 +23,10 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::FramedRead;
 
+/// Initial read buffer per connection; it grows for longer lines. Small, because ten thousand
+/// mostly idle connections each hold one.
+const READ_BUFFER: usize = 2 * 1024;
+
 /// Frames a client may send ahead of its auth reply; beyond this the server stops reading
 /// until the auth callback answers.
 const MAX_EARLY_FRAMES: usize = 64;
@@ -184,7 +188,7 @@ async fn run(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let mut framed = FramedRead::with_capacity(
         rd,
         LineCodec::new(shared.config.max_message_size),
-        16 * 1024,
+        READ_BUFFER,
     );
     let mut early = Vec::new();
     let end = match authenticate(&shared, &conn, &mut framed, addr, &mut early).await {
