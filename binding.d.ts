@@ -48,6 +48,8 @@ export declare class NativeServer {
   setUnrouted(on: boolean): void
   /** Messages routed since start. */
   routed(): number
+  /** Joins the cluster on the NATS server at `url` under `name`. */
+  joinCluster(url: string, name: string): Promise<void>
   /** Counters and gauges as JSON. */
   metrics(): string
   /** Counters and gauges as Prometheus text. */

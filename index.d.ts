@@ -86,6 +86,11 @@ export interface Config {
   maxAuthFailures?: number
   /** TCP keepalive idle time in ms (default 30000, 0 = off). */
   keepAlive?: number
+  /**
+   * Server: join the servers on this NATS server. Channels are unique across all of them and
+   * messages reach channels held on any of them (default off).
+   */
+  cluster?: { nats: string, name?: string } | null
   /** Server: serve Prometheus text on `GET /metrics` at this address (default off). */
   metrics?: { port: number, host?: string } | null
   /** Client: messages held while not ready (default 1000). */
@@ -185,6 +190,8 @@ export interface ServerEvents {
   messageError: [RicochetErrorObject & { raw: { id: string, message?: Frame } }]
   invalidMessage: [RicochetErrorObject & { id: string, msg: string }]
   eventsDropped: [{ count: number }]
+  clusterConnected: [{}]
+  clusterDisconnected: [{}]
 }
 
 export interface ListenOptions { port?: number | string, host?: string, backlog?: number }

@@ -9,7 +9,6 @@
 // replayed auth frames, tampered XTS ciphertext, connection churn and sockets that never log in.
 // Real sockets on 127.0.0.1 only; every child, client, socket and server is closed in afterEach.
 
-const { fork } = require('node:child_process')
 const fs = require('node:fs')
 const net = require('node:net')
 const path = require('node:path')
@@ -18,7 +17,10 @@ const { RawClient, authFrame, decrypt, encrypt, newId, loadFrames } = require('.
 const { startServer, waitForEvent, PARTIES } = require('./helpers/server')
 
 const HOST = '127.0.0.1'
-const HELPER = path.join(__dirname, 'helpers', 'server-process.js')
+const { makeChildren } = require('./helpers/children')
+
+const kids = makeChildren()
+const { childMessage, serverChild, clientChild, childEvents, killChild } = kids
 const MiB = 1024 * 1024
 
 jest.setTimeout(60000)
@@ -27,7 +29,6 @@ jest.setTimeout(60000)
 // Bookkeeping: everything a test opens is closed in afterEach, also when the test failed.
 
 let clients = []
-let children = []
 let raws = []
 let sockets = []
 let timers = []
@@ -35,18 +36,16 @@ let ctx = null
 
 afterEach(async () => {
   const cs = clients
-  const ch = children
   const rs = raws
   const ss = sockets
   clients = []
-  children = []
   raws = []
   sockets = []
   await Promise.all(cs.map((c) => c.close().catch(() => {})))
   await Promise.all(rs.map((r) => r.close()))
   await RawClient.closeAll()
   for (const s of ss) s.destroy()
-  await Promise.all(ch.map((c) => killChild(c)))
+  await kids.killAll()
   if (ctx) await ctx.close()
   ctx = null
   for (const t of timers) clearTimeout(t)
@@ -135,66 +134,6 @@ async function readyClient (name, port, config) {
 // Child processes (helpers/server-process.js)
 
 /** Forks the helper; `messages` collects everything it sends over IPC. */
-function forkHelper (args) {
-  const child = fork(HELPER, args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
-  const entry = { child, pid: child.pid, messages: [], stderr: '', exited: false, exitInfo: null }
-  entry.exit = new Promise((resolve) => {
-    child.once('exit', (code, signal) => {
-      entry.exited = true
-      entry.exitInfo = { code, signal }
-      resolve(entry.exitInfo)
-    })
-  })
-  child.on('message', (m) => entry.messages.push(m))
-  child.on('error', () => {})
-  child.stderr.on('data', (d) => { if (entry.stderr.length < 20000) entry.stderr += d })
-  children.push(entry)
-  return entry
-}
-
-/** Resolves with the first IPC message matching `pred`; fails early if the child exits. */
-async function childMessage (entry, pred, ms = 10000, label = 'child message') {
-  const start = Date.now()
-  for (;;) {
-    const hit = entry.messages.find(pred)
-    if (hit) return hit
-    if (entry.exited) throw new Error(`child exited (${JSON.stringify(entry.exitInfo)}) before ${label}: ${entry.stderr}`)
-    if (Date.now() - start > ms) throw new Error(`timeout waiting for ${label}: ${entry.stderr}`)
-    await delay(10)
-  }
-}
-
-/** A ricochet Server in a child process on 127.0.0.1:`port` (0 = free). */
-async function serverChild (port = 0, config) {
-  const args = [String(port)]
-  if (config) args.push(JSON.stringify(config))
-  const entry = forkHelper(args)
-  const msg = await childMessage(entry, (m) => m.type === 'listening' || m.type === 'error', 15000, 'listening')
-  if (msg.type === 'error') throw new Error(`server child failed to listen: ${msg.code} ${msg.message}`)
-  entry.port = msg.port
-  return entry
-}
-
-/** A ricochet Client logged in as `party` in a child process. */
-async function clientChild (port, party) {
-  const entry = forkHelper(['client', String(port), party])
-  await childMessage(entry, (m) => m.type === 'ready', 10000, `${party} ready`)
-  return entry
-}
-
-/** Server events the child reported, as [name, payload]. */
-const childEvents = (entry) => entry.messages.filter((m) => m.type === 'event').map((m) => [m.name, m.payload])
-
-/** SIGKILLs a child (if still running) and waits for it to exit. */
-async function killChild (entry) {
-  if (!entry.exited) {
-    try { entry.child.kill('SIGKILL') } catch (_) {}
-  }
-  let t
-  await Promise.race([entry.exit, new Promise((resolve) => { t = setTimeout(resolve, 5000) })])
-  clearTimeout(t)
-}
-
 /** Resident set size of a process in bytes, from /proc/<pid>/status (VmRSS). */
 function rssOf (pid) {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8')

@@ -14,6 +14,7 @@ Config file (JSON):
   {
     "listen": { "host": "127.0.0.1", "port": 23225 },
     "keys": "keys.json",              // path, relative to the config file
+    "cluster": { "nats": "nats://127.0.0.1:4222", "name": "edge-1" },   // optional
     "server": { ... }                 // any Server option: timeouts, maxConnections,
                                       // maxMessageSize, maxQueueSize, encryption, metrics, ...
   }
@@ -81,7 +82,6 @@ function main () {
   let config, keys, keysFile
   try {
     config = readJson(opts.config, 'config')
-    if (config.cluster) throw new Error('"cluster" is not supported yet')
     if (typeof config.keys !== 'string') throw new Error('config needs "keys": "<path to keys file>"')
     keysFile = path.resolve(path.dirname(opts.config), config.keys)
     keys = loadKeys(keysFile)
@@ -91,7 +91,8 @@ function main () {
   const listen = config.listen || {}
   let server
   try {
-    server = new Server(config.server || {})
+    // A top-level "cluster" is a shorthand for server.cluster.
+    server = new Server({ ...(config.server || {}), ...(config.cluster ? { cluster: config.cluster } : {}) })
   } catch (err) {
     fail(`invalid "server" options: ${err.message}`)
   }
@@ -111,6 +112,8 @@ function main () {
   server.on('clientRejected', (e) => log('refused', e.ip, e.code))
   server.on('messageError', (e) => log('route-fail', e.raw && e.raw.id, e.code))
   server.on('error', (err) => log('error', err.code || '', err.message))
+  server.on('clusterConnected', () => log('cluster', 'connected to NATS'))
+  server.on('clusterDisconnected', () => log('cluster', 'lost NATS; local routing goes on'))
 
   process.on('SIGHUP', () => {
     try {

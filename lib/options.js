@@ -105,6 +105,15 @@ function resolveConfig (config) {
   } else {
     cfg.metrics = null
   }
+  if (cfg.cluster !== undefined && cfg.cluster !== null && cfg.cluster !== false) {
+    const c = cfg.cluster
+    if (!isPlainObject(c)) throw new TypeError('ricochet: option "cluster" must be an object like {nats, name}')
+    if (typeof c.nats !== 'string' || !/^(nats|tls):\/\//.test(c.nats)) throw new TypeError('ricochet: option "cluster.nats" must be a nats:// URL')
+    if (c.name === undefined) c.name = `ricochet-${require('node:os').hostname()}-${process.pid}`
+    if (typeof c.name !== 'string' || c.name === '') throw new TypeError('ricochet: option "cluster.name" must be a non-empty string')
+  } else {
+    cfg.cluster = null
+  }
   positive(cfg, ['maxQueue'], { integer: true, min: 0 })
   positive(cfg, ['maxAuthFailures'], { integer: true, min: 0 })
   positive(cfg, ['maxBuffer'], { integer: true, min: 1024 })

@@ -145,6 +145,9 @@ class Server extends EventEmitter {
     const metrics = this.config.metrics
     attempt.then(async (addr) => {
       this._address = JSON.parse(addr)
+      if (this.config.cluster) {
+        await native.joinCluster(this.config.cluster.nats, this.config.cluster.name)
+      }
       if (metrics) {
         // The Prometheus endpoint is served by the core beside the server, until close().
         this._metricsAddress = JSON.parse(await native.listenMetrics(metrics.host || '127.0.0.1', metrics.port))

@@ -47,6 +47,8 @@ function runServer (port, config) {
   // The raw frame can be megabytes: only its connection id and the code cross the IPC channel.
   report('messageError', (p) => ({ id: p.raw && p.raw.id, code: p.code }))
   report('eventsDropped', (p) => ({ count: p.count }))
+  report('clusterConnected', () => ({}))
+  report('clusterDisconnected', () => ({}))
 
   const deadline = Date.now() + 10000
   const attempt = () => {

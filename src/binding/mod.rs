@@ -163,6 +163,15 @@ impl NativeServer {
         self.core.routed() as f64
     }
 
+    /// Joins the cluster on the NATS server at `url` under `name`.
+    #[napi]
+    pub async fn join_cluster(&self, url: String, name: String) -> Result<()> {
+        self.core
+            .join_cluster(&url, &name)
+            .await
+            .map_err(|e| Error::new(Status::GenericFailure, format!("ricochet.cluster|{e}")))
+    }
+
     /// Counters and gauges as JSON.
     #[napi]
     pub fn metrics(&self) -> String {

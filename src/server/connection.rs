@@ -227,6 +227,8 @@ async fn run(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     // The writer flushes what is queued, sends FIN and ends.
     conn.out.close();
     let _ = writer.await;
+    // Ends what lives as long as the connection (its cluster subscription).
+    conn.kill.cancel();
     shared.emit(
         "clientDisconnected",
         Payload::new().str("id", &conn.id).done(),
@@ -411,7 +413,12 @@ async fn authenticate(
             }
         };
         let channel_json = serde_json::Value::String(accepted.channel.clone()).to_string();
-        let claimed = super::lock(&shared.registry).claim(conn, &accepted.channel);
+        let cluster = shared.cluster.get().cloned();
+        let elsewhere = match &cluster {
+            Some(c) => c.held_elsewhere(&accepted.channel).await,
+            None => false,
+        };
+        let claimed = !elsewhere && super::lock(&shared.registry).claim(conn, &accepted.channel);
         if !claimed {
             let f = Failure::from(codes::AUTH_CHANNEL).with("provided", channel_json);
             fail(shared, conn, &line, f, None);
@@ -421,6 +428,16 @@ async fn authenticate(
             "{{\"auth\":true,\"channel\":{channel_json},\"groups\":{}}}\n",
             accepted.groups.json
         );
+        if let Some(c) = cluster {
+            // Serves the channel to the cluster until the connection ends; subscribed before the
+            // login reply, so the client is reachable cluster-wide once it is ready.
+            if let Some(sub) = c.subscribe(&accepted.channel).await {
+                let (s2, c2) = (shared.clone(), conn.clone());
+                shared
+                    .tracker
+                    .spawn(async move { c.serve(s2, c2, sub).await });
+            }
+        }
         let _ = conn.authed.set(Authed {
             channel: accepted.channel,
             channel_json,

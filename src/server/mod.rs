@@ -7,6 +7,7 @@
 //! embedder except the optional unrouted callback.
 
 mod auth;
+mod cluster;
 mod connection;
 mod events;
 mod metrics;
@@ -97,6 +98,7 @@ pub(crate) struct Shared {
     pending_unrouted: Mutex<HashMap<u64, oneshot::Sender<Option<String>>>>,
     auth_failures: Mutex<HashMap<IpAddr, (Instant, u32)>>,
     pub counters: metrics::Counters,
+    pub cluster: std::sync::OnceLock<Arc<cluster::Cluster>>,
 }
 
 /// The window of `maxAuthFailures`.
@@ -219,6 +221,7 @@ impl Server {
                 pending_unrouted: Mutex::new(HashMap::new()),
                 auth_failures: Mutex::new(HashMap::new()),
                 counters: metrics::Counters::default(),
+                cluster: std::sync::OnceLock::new(),
             }),
             state: Arc::new(Mutex::new(ListenState::Idle)),
         }
@@ -328,6 +331,17 @@ impl Server {
     /// Messages routed since start.
     pub fn routed(&self) -> u64 {
         self.shared.routed.load(Ordering::Relaxed)
+    }
+
+    /// Joins the cluster on the NATS server at `url` as `name`: channels become unique across
+    /// every server there and frames reach channels held elsewhere. Returns once connecting has
+    /// started; NATS state is reported as `clusterConnected` / `clusterDisconnected`.
+    pub async fn join_cluster(&self, url: &str, name: &str) -> Result<(), String> {
+        let c = cluster::Cluster::connect(Arc::downgrade(&self.shared), url, name).await?;
+        self.shared
+            .cluster
+            .set(Arc::new(c))
+            .map_err(|_| "already in a cluster".to_string())
     }
 
     /// Counters and gauges as JSON (`server.metrics()`).

@@ -25,6 +25,23 @@ pub(crate) struct Groups {
 }
 
 impl Groups {
+    /// Parses `true` or a non-empty JSON list.
+    pub fn from_json(json: &str) -> Option<Groups> {
+        match serde_json::from_str::<Value>(json).ok()? {
+            Value::Bool(true) => Some(Groups {
+                all: true,
+                list: Vec::new(),
+                json: "true".into(),
+            }),
+            Value::Array(list) if !list.is_empty() => Some(Groups {
+                json: Value::Array(list.clone()).to_string(),
+                all: false,
+                list,
+            }),
+            _ => None,
+        }
+    }
+
     /// Strict-equality intersection of two lists; objects and arrays never match, as in JS.
     pub fn intersects(&self, other: &Groups) -> bool {
         self.list
@@ -62,6 +79,8 @@ pub(crate) struct Conn {
     pub slow: AtomicBool,
     pub authed: OnceLock<Authed>,
     owed: Mutex<HashMap<String, Owed>>,
+    /// Frames this connection sends to channels on other servers, in order (cluster only).
+    pub forwarder: OnceLock<tokio::sync::mpsc::UnboundedSender<super::cluster::Outgoing>>,
 }
 
 /// A request routed to a connection and not answered yet.
@@ -89,6 +108,7 @@ impl Conn {
             slow: AtomicBool::new(false),
             authed: OnceLock::new(),
             owed: Mutex::new(HashMap::new()),
+            forwarder: OnceLock::new(),
         }
     }
 

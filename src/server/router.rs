@@ -4,8 +4,9 @@
 //! PAD16 (D11), self-addressed frames answered with `message_self` (D24), unknown unrouted codes
 //! mapped to `message_norecipient` (D18).
 
+use super::cluster;
 use super::events::{raw_ref, Payload};
-use super::registry::{Authed, Conn, SendFail};
+use super::registry::{Authed, Conn, Groups, SendFail};
 use super::Shared;
 use crate::codes::{self, Code};
 use crate::wire::crypto;
@@ -59,24 +60,37 @@ pub(crate) fn route(
 
     let recipient = super::lock(&shared.registry).lookup(&to);
     let Some(recipient) = recipient else {
+        let frame = env.encode(plain.as_deref());
+        let data = raw_ref(&sender.id, &frame);
+        let failed = Failed::of(&env);
+        if let Some(cluster) = shared.cluster.get() {
+            // Another server may hold the channel. Frames of one sender cross in order.
+            let tx = sender
+                .forwarder
+                .get_or_init(|| cluster.forwarder(shared.clone(), sender.clone()));
+            let out = cluster::Outgoing {
+                to,
+                payload: cluster::payload(&me.groups, &frame),
+                failed,
+                unrouted_data: data,
+            };
+            if let Err(e) = tx.send(out) {
+                e.0.failed.answer(shared, sender, me, codes::CLIENT_SEND);
+            }
+            return;
+        }
         if shared.has_unrouted.load(Ordering::Relaxed) {
             // The callback runs beside the connection, so a slow or silent callback cannot
             // stall the sender's other traffic.
-            let frame = env.encode(plain.as_deref());
-            let data = raw_ref(&sender.id, &frame);
-            let failed = Failed::of(&env);
             let (shared2, sender2) = (shared.clone(), sender.clone());
             shared.tracker.spawn(async move {
-                let answer =
-                    tokio::time::timeout(UNROUTED_DEADLINE, shared2.ask_unrouted(data)).await;
-                if let (Ok(Some(Some(code))), Some(me)) = (answer, sender2.authed.get()) {
-                    let code = codes::lookup(&code).unwrap_or(codes::MESSAGE_NORECIPIENT);
-                    failed.answer(&shared2, &sender2, me, code);
+                if let Some(me) = sender2.authed.get() {
+                    unrouted_or_norecipient(&shared2, &sender2, me, failed, data).await;
                 }
             });
             return;
         }
-        return reject(shared, sender, me, &env, codes::MESSAGE_NORECIPIENT);
+        return failed.answer(shared, sender, me, codes::MESSAGE_NORECIPIENT);
     };
     let Some(them) = recipient.authed.get() else {
         return reject(shared, sender, me, &env, codes::MESSAGE_NORECIPIENT);
@@ -215,6 +229,79 @@ pub(crate) fn reject(
     Failed::of(env).answer(shared, sender, me, code);
 }
 
+/// No server holds the recipient: asks the unrouted callback when there is one (`cb()` takes
+/// the frame over, a code answers the sender), else answers `message_norecipient`.
+pub(crate) async fn unrouted_or_norecipient(
+    shared: &Arc<Shared>,
+    sender: &Arc<Conn>,
+    me: &Authed,
+    failed: Failed,
+    data: String,
+) {
+    if !shared.has_unrouted.load(Ordering::Relaxed) {
+        return failed.answer(shared, sender, me, codes::MESSAGE_NORECIPIENT);
+    }
+    let answer = tokio::time::timeout(UNROUTED_DEADLINE, shared.ask_unrouted(data)).await;
+    if let Ok(Some(Some(code))) = answer {
+        let code = codes::lookup(&code).unwrap_or(codes::MESSAGE_NORECIPIENT);
+        failed.answer(shared, sender, me, code);
+    }
+}
+
+/// Delivers a frame another server routed here to the local holder of its channel (the egress
+/// half of [`cluster`]): groups checked against the sender's groups carried with it, the clear
+/// body encrypted for the recipient. The error code goes back to the ingress server.
+pub(crate) fn deliver_remote(
+    shared: &Arc<Shared>,
+    recipient: &Arc<Conn>,
+    payload: &[u8],
+) -> Result<(), Code> {
+    let them = recipient.authed.get().ok_or(codes::MESSAGE_NORECIPIENT)?;
+    let split = payload
+        .iter()
+        .position(|b| *b == b'\n')
+        .ok_or(codes::MESSAGE_MALFORMED)?;
+    let (groups_json, frame) = (&payload[..split], &payload[split + 1..]);
+    let sender_groups = std::str::from_utf8(groups_json)
+        .ok()
+        .and_then(Groups::from_json)
+        .ok_or(codes::MESSAGE_MALFORMED)?;
+    let mut env = Envelope::parse(frame).map_err(|_| codes::MESSAGE_MALFORMED)?;
+    if !(them.groups.all || sender_groups.all || sender_groups.intersects(&them.groups)) {
+        return Err(codes::MESSAGE_GROUP);
+    }
+    if sender_groups.all && !them.groups.all {
+        env.set_header("groups", them.groups.json.clone());
+    }
+    let body = if env.encrypted() {
+        let plain = env
+            .body()
+            .map(|b| b.get())
+            .ok_or(codes::MESSAGE_MALFORMED)?;
+        Some(reencrypt(them, plain).ok_or(codes::MESSAGE_DECRYPT)?)
+    } else {
+        None
+    };
+    let frame = Bytes::from(env.encode(body.as_deref()));
+    let n = frame.len() as u64;
+    let event = shared
+        .wants("message")
+        .then(|| raw_ref(&recipient.id, &frame));
+    match recipient.send(frame, shared.config.max_queue_bytes) {
+        Ok(()) => {
+            shared.routed.fetch_add(1, Ordering::Relaxed);
+            shared.counters.bytes_out.fetch_add(n, Ordering::Relaxed);
+            recipient.received.fetch_add(1, Ordering::Relaxed);
+            if let Some(payload) = event {
+                shared.emit("message", payload);
+            }
+            Ok(())
+        }
+        Err(SendFail::Slow) => Err(codes::CLIENT_SLOW),
+        Err(SendFail::Closed) => Err(codes::CLIENT_SEND),
+    }
+}
+
 /// What a failure report needs of a frame, owned so it can outlive the received line.
 pub(crate) struct Failed {
     forwarded: Vec<u8>,
@@ -224,7 +311,7 @@ pub(crate) struct Failed {
 }
 
 impl Failed {
-    fn of(env: &Envelope<'_>) -> Failed {
+    pub(crate) fn of(env: &Envelope<'_>) -> Failed {
         let raw = |k| env.header(k).map_or("null", |v| v.get()).to_string();
         Failed {
             forwarded: env.encode(None),
@@ -234,7 +321,7 @@ impl Failed {
         }
     }
 
-    fn answer(&self, shared: &Arc<Shared>, sender: &Arc<Conn>, me: &Authed, code: Code) {
+    pub(crate) fn answer(&self, shared: &Arc<Shared>, sender: &Arc<Conn>, me: &Authed, code: Code) {
         shared.counters.failed(code);
         if shared.wants("messageError") {
             shared.emit(

@@ -1,0 +1,223 @@
+//! Servers joined over NATS. Every channel held by a local client is served on the subject
+//! `ricochet.ch.<hex(channel)>`: a probe (`?`) there means "is this channel taken?" (cluster-wide
+//! uniqueness), anything else is a frame routed from another server, answered with `ok` or the
+//! error code the ingress server must reply with. A frame for a channel no local client holds is
+//! sent there as a NATS request; *no responders* means no server holds it (then the unrouted
+//! callback or `message_norecipient`). Bodies cross NATS decrypted (the ingress server decrypts
+//! with the sender's key, the egress server encrypts with the recipient's), so each client's key
+//! stays on its own server. When a server dies or loses NATS, its subscriptions vanish with its
+//! NATS connection, which frees its channels.
+
+use super::events::Payload;
+use super::registry::{Conn, Groups};
+use super::router::{deliver_remote, Failed};
+use super::Shared;
+use crate::codes::{self, Code};
+use async_nats::client::RequestErrorKind;
+use bytes::Bytes;
+use futures_util::stream::FuturesOrdered;
+use futures_util::StreamExt;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How long a probe for a channel waits for its holder.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a forwarded frame waits for the egress server's answer.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// NATS keepalive: a server that vanished without closing its socket loses its channels after
+/// about two missed pings.
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The subject serving `channel`.
+pub fn subject(channel: &str) -> String {
+    format!("ricochet.ch.{}", hex::encode(channel.as_bytes()))
+}
+
+/// A server's NATS connection.
+pub(crate) struct Cluster {
+    nats: async_nats::Client,
+}
+
+/// What forwarding a frame to the cluster gave.
+pub(crate) enum Forwarded {
+    /// Delivered by another server.
+    Delivered,
+    /// The egress server refused it with this code.
+    Refused(Code),
+    /// No server holds the channel.
+    NoOne,
+}
+
+impl Cluster {
+    /// Connects (retrying until NATS answers) and reports NATS state as `clusterConnected` /
+    /// `clusterDisconnected` events.
+    pub async fn connect(shared: Weak<Shared>, url: &str, name: &str) -> Result<Cluster, String> {
+        let events = shared.clone();
+        let nats = async_nats::ConnectOptions::new()
+            .name(name)
+            .ping_interval(PING_INTERVAL)
+            .request_timeout(Some(FORWARD_TIMEOUT))
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .event_callback(move |ev| {
+                let events = events.clone();
+                async move {
+                    let Some(shared) = events.upgrade() else {
+                        return;
+                    };
+                    match ev {
+                        async_nats::Event::Connected => {
+                            shared.emit("clusterConnected", Payload::new().done())
+                        }
+                        async_nats::Event::Disconnected => {
+                            shared.emit("clusterDisconnected", Payload::new().done())
+                        }
+                        _ => {}
+                    }
+                }
+            })
+            .connect(url)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Cluster { nats })
+    }
+
+    /// Whether another server holds `channel`. When NATS is unreachable the answer is "no": local
+    /// service goes on during an outage.
+    pub async fn held_elsewhere(&self, channel: &str) -> bool {
+        let probe = self
+            .nats
+            .request(subject(channel), Bytes::from_static(b"?"));
+        matches!(tokio::time::timeout(PROBE_TIMEOUT, probe).await, Ok(Ok(_)))
+    }
+
+    /// Subscribes to `channel`'s subject and waits until NATS has it (a flush), so frames
+    /// other servers route right after the login reply are not missed.
+    pub async fn subscribe(&self, channel: &str) -> Option<async_nats::Subscriber> {
+        let sub = self.nats.subscribe(subject(channel)).await.ok()?;
+        let _ = tokio::time::timeout(PROBE_TIMEOUT, self.nats.flush()).await;
+        Some(sub)
+    }
+
+    /// Serves a channel for the cluster while `conn` holds it.
+    pub async fn serve(
+        &self,
+        shared: Arc<Shared>,
+        conn: Arc<Conn>,
+        mut sub: async_nats::Subscriber,
+    ) {
+        loop {
+            let msg = tokio::select! {
+                _ = conn.kill.cancelled() => break,
+                m = sub.next() => match m { Some(m) => m, None => break },
+            };
+            let Some(reply) = msg.reply else { continue };
+            let answer: &[u8] = if msg.payload.as_ref() == b"?" {
+                b"1"
+            } else {
+                match deliver_remote(&shared, &conn, &msg.payload) {
+                    Ok(()) => b"ok",
+                    Err(code) => code.name.as_bytes(),
+                }
+            };
+            let _ = self
+                .nats
+                .publish(reply, Bytes::copy_from_slice(answer))
+                .await;
+        }
+    }
+
+    async fn forward(nats: async_nats::Client, to: String, payload: Bytes) -> Forwarded {
+        match nats.request(subject(&to), payload).await {
+            Ok(m) if m.payload.as_ref() == b"ok" => Forwarded::Delivered,
+            Ok(m) => Forwarded::Refused(
+                codes::lookup(&String::from_utf8_lossy(&m.payload))
+                    .unwrap_or(codes::MESSAGE_NORECIPIENT),
+            ),
+            Err(e) if e.kind() == RequestErrorKind::NoResponders => Forwarded::NoOne,
+            Err(_) => Forwarded::Refused(codes::CLIENT_SEND),
+        }
+    }
+
+    /// Starts the per-connection forwarder: frames from one sender cross the cluster in order.
+    pub fn forwarder(
+        self: &Arc<Self>,
+        shared: Arc<Shared>,
+        sender: Arc<Conn>,
+    ) -> mpsc::UnboundedSender<Outgoing> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+        let nats = self.nats.clone();
+        let tracker = shared.tracker.clone();
+        tracker.spawn(async move {
+            let mut inflight = FuturesOrdered::new();
+            loop {
+                tokio::select! {
+                    // The connection is gone: nobody to answer any more.
+                    _ = sender.kill.cancelled() => break,
+                    next = rx.recv() => match next {
+                        Some(out) => {
+                            let nats = nats.clone();
+                            let to = out.to.clone();
+                            let payload = out.payload.clone();
+                            inflight.push_back(async move { (Cluster::forward(nats, to, payload).await, out) });
+                        }
+                        None if inflight.is_empty() => break,
+                        None => {
+                            while let Some((res, out)) = inflight.next().await {
+                                settle(&shared, &sender, res, out).await;
+                            }
+                            break;
+                        }
+                    },
+                    Some((res, out)) = inflight.next(), if !inflight.is_empty() => {
+                        settle(&shared, &sender, res, out).await;
+                    }
+                }
+            }
+        });
+        tx
+    }
+}
+
+/// A frame on its way to another server.
+pub(crate) struct Outgoing {
+    pub to: String,
+    pub payload: Bytes,
+    pub failed: Failed,
+    /// The frame as the unrouted callback sees it (`{id, message}`).
+    pub unrouted_data: String,
+}
+
+async fn settle(shared: &Arc<Shared>, sender: &Arc<Conn>, res: Forwarded, out: Outgoing) {
+    let Some(me) = sender.authed.get() else {
+        return;
+    };
+    match res {
+        Forwarded::Delivered => {
+            sender
+                .sent
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Forwarded::Refused(code) => out.failed.answer(shared, sender, me, code),
+        Forwarded::NoOne => {
+            super::router::unrouted_or_norecipient(
+                shared,
+                sender,
+                me,
+                out.failed,
+                out.unrouted_data,
+            )
+            .await
+        }
+    }
+}
+
+/// The payload of a forwarded frame: the sender's groups, LF, the frame (body in clear).
+pub(crate) fn payload(groups: &Groups, frame: &[u8]) -> Bytes {
+    let mut p = Vec::with_capacity(groups.json.len() + 1 + frame.len());
+    p.extend_from_slice(groups.json.as_bytes());
+    p.push(b'\n');
+    p.extend_from_slice(crate::wire::frame::trim_line(frame));
+    Bytes::from(p)
+}
