@@ -60,6 +60,18 @@ describe('cluster over NATS', () => {
     await expect(alpha.requestAsync('beta', 'math.add', { a: 1, b: 1 }, { encrypt: false })).resolves.toEqual({ sum: 2 })
   }, 30000)
 
+  test('messages from one sender to a client on another server arrive in order', async () => {
+    const [s1, s2] = await twoServers()
+    const alpha = await client('alpha', s1.port)
+    const beta = await client('beta', s2.port)
+    const seen = []
+    beta.handle('seq', (body) => seen.push(body.n))
+    const N = 3000
+    for (let n = 0; n < N; n++) alpha.insecure().message('beta', 'seq', { n, pad: 'x'.repeat(100) })
+    await until(() => seen.length >= N, 20000, 'every message')
+    expect(seen).toEqual(Array.from({ length: N }, (_, n) => n))
+  }, 30000)
+
   test('groups are enforced across servers and unknown channels get message_norecipient', async () => {
     const [s1, s2] = await twoServers()
     const alpha = await client('alpha', s1.port)

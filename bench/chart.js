@@ -8,7 +8,7 @@ const PANELS = [
   { workload: 'W2', metric: 'rps', title: 'W2 req/reply, 1 in flight (rt/s)' },
   { workload: 'W3', metric: 'rps', title: 'W3 req/reply, 64 in flight (rt/s)' }
 ]
-const COLORS = { 'ricochet-enc': '#2b6cb0', 'ricochet-plain': '#63b3ed', nats: '#38a169', raw: '#a0aec0' }
+const COLORS = { 'ricochet-enc': '#2b6cb0', 'ricochet-plain': '#63b3ed', 'ricochet-cluster': '#805ad5', nats: '#38a169', raw: '#a0aec0' }
 
 function esc (s) {
   return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
@@ -16,12 +16,12 @@ function esc (s) {
 
 /** SVG text for `doc` (the JSON a bench run writes: {systems, medians, runs, machine}). */
 function renderSvg (doc) {
-  const panelW = 300
+  const systems = doc.systems
+  const panelW = Math.max(300, 40 + 64 * systems.length) // room for each bar's label
   const panelH = 220
   const top = 50
   const W = panelW * PANELS.length + 20
   const H = top + panelH + 60
-  const systems = doc.systems
   const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
     '<rect width="100%" height="100%" fill="white"/>',
     `<text x="10" y="20" font-size="14" font-weight="bold">ricochet vs nats-server vs raw Node broker — medians of ${Array.isArray(doc.runs) ? doc.runs.length : doc.runs} run(s), ${esc(doc.machine && doc.machine.cpus)} CPUs</text>`]
@@ -40,7 +40,11 @@ function renderSvg (doc) {
       const x = x0 + 5 + j * barW
       out.push(`<rect x="${x.toFixed(1)}" y="${top + panelH - h}" width="${(barW - 8).toFixed(1)}" height="${h}" fill="${COLORS[s.id] || '#718096'}"/>`)
       out.push(`<text x="${(x + (barW - 8) / 2).toFixed(1)}" y="${top + panelH - h - 4}" text-anchor="middle">${Math.round(values[j]).toLocaleString('en-US')}</text>`)
-      out.push(`<text x="${(x + (barW - 8) / 2).toFixed(1)}" y="${top + panelH + 14}" text-anchor="middle">${esc(s.label)}</text>`)
+      // Two-word labels ("ricochet cluster") go on two lines.
+      const words = String(s.label).split(' ')
+      const lines = words.length > 1 ? [words[0], words.slice(1).join(' ')] : words
+      const cx = (x + (barW - 8) / 2).toFixed(1)
+      lines.forEach((l, k) => out.push(`<text x="${cx}" y="${top + panelH + 14 + 13 * k}" text-anchor="middle">${esc(l)}</text>`))
     })
   })
   out.push('</svg>')

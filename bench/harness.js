@@ -107,8 +107,8 @@ function killAll () {
 }
 
 /** Forks a broker script that listens on port 0 and reports {type:'listening', port}. */
-async function startNodeServer (script, name, ms = 5000) {
-  const child = forkNode(script, [], name)
+async function startNodeServer (script, name, ms = 5000, args = []) {
+  const child = forkNode(script, args, name)
   const { port } = await waitMsg(child, 'listening', ms)
   return { child, pid: child.pid, port }
 }

@@ -103,8 +103,12 @@ function render (runs, systems) {
   const agg = aggregate(runs, systems)
   const n = runs.length
   const legend = `Ratios are column ÷ column of the ${n > 1 ? `medians over ${n} runs` : 'values'}: above 1 means more throughput, but also more latency/RSS/CPU.`
+  const cluster = systems.some((s) => s.id === 'ricochet-cluster')
+    ? ['', 'ricochet cluster: two ricochet nodes joined over a nats-server, sender on one node and receiver on the other, plaintext. ' +
+      'Its server CPU is both nodes summed per delivered message (nats-server excluded: brokerCpuPerMsgUs in the JSON); its peak RSS is the larger node.']
+    : []
   const list = notes(runs)
-  return { agg, text: [table(agg, systems), '', legend, ...(list.length ? ['', 'Notes:', ...list.map((l) => `- ${l}`)] : [])].join('\n') }
+  return { agg, text: [table(agg, systems), '', legend, ...cluster, ...(list.length ? ['', 'Notes:', ...list.map((l) => `- ${l}`)] : [])].join('\n') }
 }
 
 function writeJson (dir, doc) {

@@ -1,7 +1,9 @@
 'use strict'
 
-// The ricochet server process: `new Server()` granting the two bench users, on a free port
+// The ricochet server process: `new Server(opts)` granting the two bench users, on a free port
 // reported to the driver over IPC. Answers {type:'stats'} with routing and error counters.
+// argv[2], if given, is JSON server options (e.g. {cluster: {nats, name}} for ricochet-cluster);
+// 'listening' is reported only once listen() has finished, i.e. after joining the cluster.
 const path = require('node:path')
 const { Server } = require(path.join(__dirname, '..'))
 const { USERS } = require('./systems/ricochet')
@@ -9,7 +11,7 @@ const { USERS } = require('./systems/ricochet')
 const counters = { messageErrors: 0, clientErrors: 0, disconnects: 0, firstError: null }
 const note = (e) => { if (!counters.firstError) counters.firstError = e && (e.code || e.Error) }
 
-const server = new Server()
+const server = new Server(process.argv[2] ? JSON.parse(process.argv[2]) : undefined)
 server.authCallback = async ({ publicKey }) => {
   const user = USERS[publicKey]
   if (!user) throw new Error(`unknown publicKey ${publicKey}`)

@@ -16,6 +16,8 @@ const fs = require('node:fs')
 const SYSTEMS = [
   { id: 'ricochet-enc', label: 'ricochet enc', adapter: 'ricochet', plain: false },
   { id: 'ricochet-plain', label: 'ricochet plain', adapter: 'ricochet', plain: true },
+  // Two ricochet nodes joined over a nats-server; sender on edge-1, receiver on edge-2.
+  { id: 'ricochet-cluster', label: 'ricochet cluster', adapter: 'ricochet-cluster', plain: true },
   { id: 'nats', label: 'nats', adapter: 'nats' },
   { id: 'raw', label: 'raw', adapter: 'raw' }
 ]
@@ -88,7 +90,7 @@ async function main () {
         const fig = wl.id === 'W1'
           ? `${Math.round(r.throughput || 0)} msgs/s, loss ${r.loss}`
           : `${Math.round(r.rps || 0)} rt/s, p99 ${Math.round(r.p99 || 0)} µs`
-        console.error(`[run ${run + 1}/${opts.runs}] ${sys.id.padEnd(14)} ${wl.id}: ${r.ok ? fig : 'ERROR ' + r.error} (${r.wallSecs.toFixed(1)} s)`)
+        console.error(`[run ${run + 1}/${opts.runs}] ${sys.id.padEnd(16)} ${wl.id}: ${r.ok ? fig : 'ERROR ' + r.error} (${r.wallSecs.toFixed(1)} s)`)
       }
     }
     runs.push(results)
@@ -97,8 +99,8 @@ async function main () {
   const { agg, text } = render(runs, systems)
   const title = `ricochet benchmark${opts.quick ? ' (quick)' : ''}: ${opts.runs} run(s), ${os.cpus().length} CPUs, node ${process.version}`
   console.log(`\n## ${title}\n\n${text}\n`)
-  const failedNats = runs.flat().find((r) => r.system === 'nats' && /nats-server|apt-get/.test(r.error || ''))
-  if (failedNats) console.log(`NOTE: nats could not be set up: ${failedNats.error}\n`)
+  const failedNats = runs.flat().find((r) => /^(nats|ricochet-cluster)$/.test(r.system) && /nats-server|apt-get/.test(r.error || ''))
+  if (failedNats) console.log(`NOTE: nats-server could not be set up (${failedNats.system}): ${failedNats.error}\n`)
 
   const file = writeJson(path.join(__dirname, 'results'), {
     startedAt,

@@ -2,7 +2,11 @@
 
 // Runs one workload for one system: starts the server, receiver and sender processes, drives
 // the workload over IPC under a hard deadline, measures the server from /proc, and always
-// stops all three processes. Never throws: failures come back as `result.error`.
+// stops all of them. Never throws: failures come back as `result.error`.
+// A system's startServer() may return `procs` ([{name, child, pid, role: 'server'|'broker'}])
+// for several server processes (ricochet-cluster): CPU is summed and peak RSS is the max over
+// the 'server' ones, 'broker' CPU is reported separately; `receiverPort` sends the receiver
+// to another server than the sender.
 const path = require('node:path')
 const { forkNode, waitMsg, stop, askStats, describeExit } = require('./harness')
 const { cpuMicros, memKiB } = require('./proc')
@@ -17,18 +21,29 @@ function exitAsError (child) {
   })
 }
 
+/** Every server-side process of a started system (see the header). */
+function serverProcs (server) {
+  return server.procs || [{ name: 'server', child: server.child, pid: server.pid, role: 'server' }]
+}
+
+const sumCpu = (list) => list.reduce((t, p) => t + cpuMicros(p.pid), 0)
+
 async function drive (system, wl, res, procs) {
   const server = procs.server = await system.mod.startServer()
-  const serverGone = exitAsError(server.child)
+  const all = serverProcs(server)
+  const measured = all.filter((p) => p.role !== 'broker')
+  const brokers = all.filter((p) => p.role === 'broker')
+  const serverGone = Promise.race(all.map((p) => exitAsError(p.child)))
   serverGone.catch(() => {})
-  const cfg = JSON.stringify({ adapter: system.adapter, plain: !!system.plain, port: server.port, workload: wl.id, ...wl.params })
-  procs.receiver = forkNode(ROLE('receiver'), [cfg], 'receiver')
+  const cfg = (port) => JSON.stringify({ adapter: system.adapter, plain: !!system.plain, port, workload: wl.id, ...wl.params })
+  procs.receiver = forkNode(ROLE('receiver'), [cfg(server.receiverPort || server.port)], 'receiver')
   await Promise.race([waitMsg(procs.receiver, 'ready', 10000), serverGone])
-  procs.sender = forkNode(ROLE('sender'), [cfg], 'sender')
+  procs.sender = forkNode(ROLE('sender'), [cfg(server.port)], 'sender')
   await Promise.race([waitMsg(procs.sender, 'ready', 10000), serverGone])
 
   const { sender, receiver } = procs
-  const cpu0 = cpuMicros(server.pid)
+  const cpu0 = sumCpu(measured)
+  const brokerCpu0 = sumCpu(brokers)
   let routed
   if (wl.id === 'W1') {
     const sentP = waitMsg(sender, 'sent', LONG).then((m) => {
@@ -67,12 +82,32 @@ async function drive (system, wl, res, procs) {
     })
     routed = 2 * d.total
   }
-  const cpu1 = cpuMicros(server.pid)
+  const cpu1 = sumCpu(measured)
   res.routed = routed
   res.serverCpuMs = (cpu1 - cpu0) / 1000
   res.cpuPerMsgUs = routed > 0 ? (cpu1 - cpu0) / routed : null
-  res.peakRssMB = memKiB(server.pid, 'VmHWM') / 1024
-  res.serverStats = await askStats(server.child)
+  const rss = measured.map((p) => memKiB(p.pid, 'VmHWM') / 1024)
+  res.peakRssMB = Math.max(...rss)
+  if (!server.procs) {
+    res.serverStats = await askStats(server.child)
+    return
+  }
+  res.serverProcs = measured.length
+  res.peakRssEachMB = rss
+  if (brokers.length) {
+    const b = sumCpu(brokers) - brokerCpu0
+    res.brokerCpuMs = b / 1000
+    res.brokerCpuPerMsgUs = routed > 0 ? b / routed : null
+  }
+  // Counters summed over the nodes (the notes read the sums); per node in serverStatsEach.
+  const each = await Promise.all(measured.map((p) => askStats(p.child)))
+  res.serverStatsEach = each
+  res.serverStats = each.reduce((t, s) => {
+    if (!s) return t
+    for (const k of ['routed', 'messageErrors', 'clientErrors', 'disconnects']) t[k] = (t[k] || 0) + (s[k] || 0)
+    t.firstError = t.firstError || s.firstError
+    return t
+  }, {})
 }
 
 /** Partial W1 figures from a receiver that is still alive (after a timeout or sender failure). */
@@ -100,7 +135,10 @@ async function runWorkload (system, wl, deadlineMs) {
     if (wl.id === 'W1' && res.received === undefined) await partialW1(res, procs.receiver)
   } finally {
     clearTimeout(timer)
-    await stop([procs.sender, procs.receiver, procs.server && procs.server.child])
+    await stop([procs.sender, procs.receiver])
+    const all = procs.server ? serverProcs(procs.server) : []
+    await stop(all.filter((p) => p.role !== 'broker').map((p) => p.child))
+    await stop(all.filter((p) => p.role === 'broker').map((p) => p.child))
   }
   res.wallSecs = (Date.now() - started) / 1000
   return res

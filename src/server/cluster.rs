@@ -13,16 +13,20 @@ use super::registry::{Conn, Groups};
 use super::router::{deliver_remote, Failed};
 use super::Shared;
 use crate::codes::{self, Code};
-use async_nats::client::RequestErrorKind;
+use async_nats::StatusCode;
 use bytes::Bytes;
-use futures_util::stream::FuturesOrdered;
 use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// How long a probe for a channel waits for its holder.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// Unanswered bytes a connection may have in flight to other servers before its reading pauses.
+pub const MAX_FORWARD_BACKLOG: usize = 4 * 1024 * 1024;
 /// How long a forwarded frame waits for the egress server's answer.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 /// NATS keepalive: a server that vanished without closing its socket loses its channels after
@@ -128,19 +132,10 @@ impl Cluster {
         }
     }
 
-    async fn forward(nats: async_nats::Client, to: String, payload: Bytes) -> Forwarded {
-        match nats.request(subject(&to), payload).await {
-            Ok(m) if m.payload.as_ref() == b"ok" => Forwarded::Delivered,
-            Ok(m) => Forwarded::Refused(
-                codes::lookup(&String::from_utf8_lossy(&m.payload))
-                    .unwrap_or(codes::MESSAGE_NORECIPIENT),
-            ),
-            Err(e) if e.kind() == RequestErrorKind::NoResponders => Forwarded::NoOne,
-            Err(_) => Forwarded::Refused(codes::CLIENT_SEND),
-        }
-    }
-
-    /// Starts the per-connection forwarder: frames from one sender cross the cluster in order.
+    /// Starts the per-connection forwarder. Frames are published one after the other (so a
+    /// sender's frames cross the cluster in order) with a reply subject in this connection's
+    /// inbox; answers (`ok`, an error code, or NATS's *no responders* status) are matched by
+    /// sequence number, and frames unanswered after the forward timeout count as failed.
     pub fn forwarder(
         self: &Arc<Self>,
         shared: Arc<Shared>,
@@ -150,28 +145,58 @@ impl Cluster {
         let nats = self.nats.clone();
         let tracker = shared.tracker.clone();
         tracker.spawn(async move {
-            let mut inflight = FuturesOrdered::new();
+            let inbox = nats.new_inbox();
+            let Ok(mut replies) = nats.subscribe(format!("{inbox}.*")).await else {
+                return;
+            };
+            let mut pending: BTreeMap<u64, (Instant, Outgoing)> = BTreeMap::new();
+            let mut seq: u64 = 0;
+            let mut sweep = tokio::time::interval(Duration::from_millis(500));
             loop {
                 tokio::select! {
-                    // The connection is gone: nobody to answer any more.
                     _ = sender.kill.cancelled() => break,
-                    next = rx.recv() => match next {
-                        Some(out) => {
-                            let nats = nats.clone();
-                            let to = out.to.clone();
-                            let payload = out.payload.clone();
-                            inflight.push_back(async move { (Cluster::forward(nats, to, payload).await, out) });
+                    next = rx.recv() => {
+                        let Some(out) = next else { break };
+                        seq += 1;
+                        let reply = format!("{inbox}.{seq}");
+                        let published = nats
+                            .publish_with_reply(subject(&out.to), reply, out.payload.clone())
+                            .await;
+                        if published.is_err() {
+                            sender.forward_backlog.fetch_sub(out.payload.len(), Ordering::Relaxed);
+                            settle(&shared, &sender, Forwarded::Refused(codes::CLIENT_SEND), out).await;
+                            continue;
                         }
-                        None if inflight.is_empty() => break,
-                        None => {
-                            while let Some((res, out)) = inflight.next().await {
-                                settle(&shared, &sender, res, out).await;
-                            }
-                            break;
-                        }
-                    },
-                    Some((res, out)) = inflight.next(), if !inflight.is_empty() => {
+                        pending.insert(seq, (Instant::now(), out));
+                    }
+                    Some(msg) = replies.next() => {
+                        let n = msg.subject.rsplit('.').next().and_then(|t| t.parse::<u64>().ok());
+                        let Some((_, out)) = n.and_then(|n| pending.remove(&n)) else { continue };
+                        sender.forward_backlog.fetch_sub(out.payload.len(), Ordering::Relaxed);
+                        let res = if msg.status == Some(StatusCode::NO_RESPONDERS) {
+                            Forwarded::NoOne
+                        } else if msg.payload.as_ref() == b"ok" {
+                            Forwarded::Delivered
+                        } else {
+                            Forwarded::Refused(
+                                codes::lookup(&String::from_utf8_lossy(&msg.payload))
+                                    .unwrap_or(codes::MESSAGE_NORECIPIENT),
+                            )
+                        };
                         settle(&shared, &sender, res, out).await;
+                    }
+                    _ = sweep.tick() => {
+                        let expired: Vec<u64> = pending
+                            .iter()
+                            .filter(|(_, (at, _))| at.elapsed() > FORWARD_TIMEOUT)
+                            .map(|(k, _)| *k)
+                            .collect();
+                        for k in expired {
+                            if let Some((_, out)) = pending.remove(&k) {
+                                sender.forward_backlog.fetch_sub(out.payload.len(), Ordering::Relaxed);
+                                settle(&shared, &sender, Forwarded::Refused(codes::CLIENT_SEND), out).await;
+                            }
+                        }
                     }
                 }
             }

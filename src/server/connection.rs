@@ -529,6 +529,13 @@ async fn serve(
                 }
             }
         };
+        // Frames waiting for other servers' answers hold this sender back (cluster only).
+        while conn.forward_backlog.load(Ordering::Relaxed) > super::cluster::MAX_FORWARD_BACKLOG
+            && !conn.kill.is_cancelled()
+        {
+            flush(&mut dirty);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         match Envelope::parse(&line) {
             Ok(env) => router::route(shared, conn, me, env, &mut dirty),
             Err(EnvelopeError::Malformed(_)) => malformed(shared, conn, &line),

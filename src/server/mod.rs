@@ -7,7 +7,7 @@
 //! embedder except the optional unrouted callback.
 
 mod auth;
-mod cluster;
+pub(crate) mod cluster;
 mod connection;
 mod events;
 mod metrics;

@@ -81,6 +81,8 @@ pub(crate) struct Conn {
     owed: Mutex<HashMap<String, Owed>>,
     /// Frames this connection sends to channels on other servers, in order (cluster only).
     pub forwarder: OnceLock<tokio::sync::mpsc::UnboundedSender<super::cluster::Outgoing>>,
+    /// Bytes sent to other servers and not answered yet; reading pauses while it is high.
+    pub forward_backlog: std::sync::atomic::AtomicUsize,
 }
 
 /// A request routed to a connection and not answered yet.
@@ -109,6 +111,7 @@ impl Conn {
             authed: OnceLock::new(),
             owed: Mutex::new(HashMap::new()),
             forwarder: OnceLock::new(),
+            forward_backlog: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 

@@ -74,6 +74,9 @@ pub(crate) fn route(
                 failed,
                 unrouted_data: data,
             };
+            sender
+                .forward_backlog
+                .fetch_add(out.payload.len(), Ordering::Relaxed);
             if let Err(e) = tx.send(out) {
                 e.0.failed.answer(shared, sender, me, codes::CLIENT_SEND);
             }
