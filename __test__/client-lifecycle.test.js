@@ -1,5 +1,7 @@
 'use strict'
 
+const { freePort } = require('./helpers/net')
+
 // Client lifecycle: events and their payloads, connecting, reconnecting with backoff, the
 // offline queue, requests failing when they cannot be sent or the connection drops, backpressure
 // and close(). Real sockets on 127.0.0.1 only (PROTOCOL.md §3.4, §6.1, §9, §10 D16/D19/D20/D23).
@@ -63,14 +65,6 @@ async function rawServer (onConnection) {
   return entry
 }
 
-/** A port on 127.0.0.1 that was free a moment ago (nothing listens on it now). */
-async function freePort () {
-  const srv = net.createServer()
-  await new Promise((resolve) => srv.listen(0, HOST, resolve))
-  const { port } = srv.address()
-  await new Promise((resolve) => srv.close(resolve))
-  return port
-}
 
 
 /** connect() options for a party of frames.json. */

@@ -18,6 +18,7 @@ const { startServer, waitForEvent, PARTIES } = require('./helpers/server')
 
 const HOST = '127.0.0.1'
 const { makeChildren } = require('./helpers/children')
+const { clearTimers, delay, nextEvent, within, until } = require('./helpers/waiting')
 
 const kids = makeChildren()
 const { childMessage, serverChild, clientChild, childEvents, killChild } = kids
@@ -31,7 +32,6 @@ jest.setTimeout(60000)
 let clients = []
 let raws = []
 let sockets = []
-let timers = []
 let ctx = null
 
 afterEach(async () => {
@@ -48,8 +48,7 @@ afterEach(async () => {
   await kids.killAll()
   if (ctx) await ctx.close()
   ctx = null
-  for (const t of timers) clearTimeout(t)
-  timers = []
+  clearTimers()
 })
 
 function newClient (config) {
@@ -59,48 +58,6 @@ function newClient (config) {
   return c
 }
 
-function delay (ms) {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms)
-    timers.push(t)
-  })
-}
-
-/** Resolves with the listener's arguments (an array) the next time `emitter` emits `name`. */
-function nextEvent (emitter, name, ms = 5000) {
-  const p = new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      emitter.removeListener(name, on)
-      reject(new Error(`timeout waiting for event "${name}"`))
-    }, ms)
-    timers.push(t)
-    function on (...args) {
-      clearTimeout(t)
-      resolve(args)
-    }
-    emitter.once(name, on)
-  })
-  p.catch(() => {})
-  return p
-}
-
-/** Resolves with the result of `p`, or rejects with `Error(label)` after `ms`. */
-function within (p, ms, label) {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(label || `not settled within ${ms} ms`)), ms)
-    timers.push(t)
-    p.then((v) => { clearTimeout(t); resolve(v) }, (e) => { clearTimeout(t); reject(e) })
-  })
-}
-
-/** Polls `pred` until true. */
-async function until (pred, ms = 5000, label = 'condition') {
-  const start = Date.now()
-  while (!pred()) {
-    if (Date.now() - start > ms) throw new Error(`timeout waiting for ${label}`)
-    await delay(10)
-  }
-}
 
 /** The settled outcome of a promise: {ok, value} or {ok: false, error}. */
 function settle (p) {

@@ -1,5 +1,7 @@
 'use strict'
 
+const { freePort } = require('./helpers/net')
+
 // The ricochet-server bin, spawned as a user would run it.
 const fs = require('node:fs')
 const os = require('node:os')
@@ -11,13 +13,6 @@ const { clearTimers, until, within, nextEvent } = require('./helpers/waiting')
 
 const BIN = path.join(__dirname, '..', 'bin', 'ricochet-server.js')
 
-async function freePort () {
-  const srv = net.createServer()
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve))
-  const { port } = srv.address()
-  await new Promise((resolve) => srv.close(resolve))
-  return port
-}
 
 function start (args) {
   const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })

@@ -5,6 +5,7 @@ const { EventEmitter2 } = require('eventemitter2')
 const crypto = require('node:crypto')
 const { NativeClient } = require('../binding')
 const { resolveConfig } = require('./options')
+const { closeOnce } = require('./closing')
 const { RicochetError, errorObject } = require('./errors')
 const { Request, Reply } = require('./request')
 const { validateConnect } = require('./connect-options')
@@ -180,15 +181,7 @@ class Client extends EventEmitter {
 
   /** Stops reconnecting and closes; emits `close` and calls `callback`. Also returns a Promise. */
   close (callback) {
-    const p = new Promise((resolve) => {
-      if (this._state === 'idle' || this._state === 'closed') return process.nextTick(resolve)
-      this._closeWaiters.push(resolve)
-      if (this._state === 'closing') return
-      this._state = 'closing'
-      this._native.close().catch(() => {})
-    })
-    if (typeof callback === 'function') p.then(() => callback())
-    return p
+    return closeOnce(this, callback)
   }
 
   _take () {

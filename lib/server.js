@@ -3,6 +3,7 @@
 const { EventEmitter } = require('node:events')
 const { NativeServer } = require('../binding')
 const { resolveConfig } = require('./options')
+const { closeOnce } = require('./closing')
 const { RicochetError, errorObject, fullCode } = require('./errors')
 const { parseListenArgs } = require('./listen-args')
 const { traceServer } = require('./debug')
@@ -182,19 +183,7 @@ class Server extends EventEmitter {
    * `close` and calls `callback`. Idempotent; also returns a Promise.
    */
   close (callback) {
-    const p = new Promise((resolve) => {
-      if (this._state === 'closed' || this._state === 'idle') {
-        this._state = this._state === 'idle' ? 'idle' : 'closed'
-        process.nextTick(resolve)
-        return
-      }
-      this._closeWaiters.push(resolve)
-      if (this._state === 'closing') return
-      this._state = 'closing'
-      this._native.close().catch(() => {})
-    })
-    if (typeof callback === 'function') p.then(() => callback())
-    return p
+    return closeOnce(this, callback)
   }
 
   /** Receives one batch of native events: `[name, payload, name, payload, …]`. */

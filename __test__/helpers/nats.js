@@ -1,5 +1,7 @@
 'use strict'
 
+const { freePort } = require('./net')
+
 // A real nats-server for cluster tests: found on PATH or installed from Debian's package, started
 // on a free port, restartable on the same port.
 const net = require('node:net')
@@ -28,13 +30,6 @@ function findNats () {
   return installed
 }
 
-async function freePort () {
-  const srv = net.createServer()
-  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve))
-  const { port } = srv.address()
-  await new Promise((resolve) => srv.close(resolve))
-  return port
-}
 
 /** Resolves once something accepts TCP connections on `port`. */
 async function waitPort (port, ms = 10000) {

@@ -33,6 +33,21 @@ function send (msg) {
 
 process.on('disconnect', () => process.exit(0))
 
+/**
+ * On {type:'block', ms} keeps the JS thread busy for ms (an application doing synchronous work);
+ * the native core goes on meanwhile.
+ */
+function onBlock () {
+  process.on('message', (m) => {
+    if (m && m.type === 'block') {
+      send({ type: 'blocking' })
+      const end = Date.now() + m.ms
+      while (Date.now() < end) { /* busy */ }
+      send({ type: 'unblocked' })
+    }
+  })
+}
+
 function runServer (port, config) {
   const server = new Server(config)
   server.authCallback = partiesAuth()
@@ -63,16 +78,7 @@ function runServer (port, config) {
     server.listen(port, HOST, () => {
       server.removeListener('error', onError)
       const addr = server.address()
-      process.on('message', (m) => {
-        if (m && m.type === 'block') {
-          // Keeps the JS thread busy for m.ms (an application doing synchronous work); the
-          // native core goes on routing meanwhile.
-          send({ type: 'blocking' })
-          const end = Date.now() + m.ms
-          while (Date.now() < end) { /* busy */ }
-          send({ type: 'unblocked' })
-        }
-      })
+      onBlock()
       send({ type: 'listening', port: addr.port, pid: process.pid })
     })
   }
@@ -90,15 +96,7 @@ function runClient (port, party, config) {
   client.once('ready', (r) => send({ type: 'ready', channel: r.channel, pid: process.pid }))
   client.on('disconnected', () => send({ type: 'disconnected' }))
   client.handle('flood', () => {})
-  process.on('message', (m) => {
-    if (m && m.type === 'block') {
-      // Keeps the client's JS thread busy (a slow application); the native side goes on.
-      send({ type: 'blocking' })
-      const end = Date.now() + m.ms
-      while (Date.now() < end) { /* busy */ }
-      send({ type: 'unblocked' })
-    }
-  })
+  onBlock()
   client.connect({ host: HOST, port, publicKey: p.publicKey, privateKey: p.privateKey, authKey: p.authKey })
 }
 

@@ -23,6 +23,9 @@ use std::time::Duration;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
+/// How long a login waits for NATS to confirm its channel's subscription (a busy NATS server
+/// delays the login rather than leave the client unreachable across the cluster).
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a probe for a channel waits for its holder.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 /// Unanswered bytes a connection may have in flight to other servers before its reading pauses.
@@ -84,6 +87,15 @@ impl Cluster {
             .connect(url)
             .await
             .map_err(|e| e.to_string())?;
+        // Give the first connection a moment, so a server that reports `listening` is already
+        // in the cluster when NATS is up; when it is not, the server starts anyway and joins
+        // once NATS answers.
+        for _ in 0..40 {
+            if nats.connection_state() == async_nats::connection::State::Connected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         Ok(Cluster { nats })
     }
 
@@ -100,7 +112,7 @@ impl Cluster {
     /// other servers route right after the login reply are not missed.
     pub async fn subscribe(&self, channel: &str) -> Option<async_nats::Subscriber> {
         let sub = self.nats.subscribe(subject(channel)).await.ok()?;
-        let _ = tokio::time::timeout(PROBE_TIMEOUT, self.nats.flush()).await;
+        let _ = tokio::time::timeout(SUBSCRIBE_TIMEOUT, self.nats.flush()).await;
         Some(sub)
     }
 
