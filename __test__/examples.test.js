@@ -36,13 +36,17 @@ describe('examples', () => {
     expect(stdout).toMatch(/done\n$/)
   }, 60000)
 
-  test('DEBUG=ricochet:* traces connections, auth decisions and routing failures on stderr', async () => {
+  test('DEBUG=ricochet:* traces connections, auth decisions and routing failures on stderr, from JS and from the Rust core', async () => {
     const { code, stderr } = await run(process.execPath, ['examples/demo.js'], { DEBUG: 'ricochet:*', DEBUG_COLORS: '0' })
     expect(code).toBe(0)
     expect(stderr).toMatch(/ricochet:server connected \w{32} from 127\.0\.0\.1/)
     expect(stderr).toMatch(/ricochet:server authenticated \w{32}/)
     expect(stderr).toMatch(/ricochet:client ready as worker/)
     expect(stderr).toMatch(/ricochet:server routing failed from \w{32}: ricochet\.message_norecipient/)
+    // The same decisions traced by the Rust core itself.
+    expect(stderr).toMatch(/ricochet:core connection \w{32} from 127\.0\.0\.1/)
+    expect(stderr).toMatch(/ricochet:core auth ok \w{32} as channel worker/)
+    expect(stderr).toMatch(/ricochet:core route failed from \w{32} \(api\) to "nobody": ricochet\.message_norecipient/)
     const quiet = await run(process.execPath, ['examples/wildcards.js'], { DEBUG: '' })
     expect(quiet.stderr).toBe('')
   }, 60000)

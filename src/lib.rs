@@ -5,6 +5,7 @@
 //! - [`config`]: server settings and their defaults.
 //! - [`wire`]: line framing, payload encryption and raw-JSON frame handling.
 //! - [`client`]: the tokio client: connect, reconnect with backoff, auth, receive checks.
+//! - [`trace`]: `DEBUG=ricochet:core` tracing from the core.
 //! - [`server`]: the tokio server: accept loop, per-connection tasks, auth and routing.
 //! - `binding`: the only napi code; turns the core into the `NativeServer` class.
 //!
@@ -14,6 +15,7 @@ pub mod client;
 pub mod codes;
 pub mod config;
 pub mod server;
+pub mod trace;
 pub mod wire;
 
 #[doc(hidden)]

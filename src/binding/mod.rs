@@ -214,6 +214,7 @@ impl NativeServer {
 /// the knob is there for operators rather than a tuned default.
 #[napi_derive::module_init]
 fn init() {
+    crate::trace::configure(std::env::var("DEBUG").ok().as_deref());
     let threads = std::env::var("RICOCHET_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())

@@ -176,6 +176,7 @@ async fn run(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         shared.shutdown.child_token(),
     ));
     super::lock(&shared.registry).insert(conn.clone());
+    crate::trace!("connection {} from {}", conn.id, conn.ip);
     shared.emit(
         "clientConnected",
         Payload::new()
@@ -229,6 +230,7 @@ async fn run(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
     let _ = writer.await;
     // Ends what lives as long as the connection (its cluster subscription).
     conn.kill.cancel();
+    crate::trace!("disconnected {}", conn.id);
     shared.emit(
         "clientDisconnected",
         Payload::new().str("id", &conn.id).done(),
@@ -324,6 +326,7 @@ async fn authenticate(
             .counters
             .auth_failures
             .fetch_add(1, Ordering::Relaxed);
+        crate::trace!("auth timeout {}", conn.id);
         shared.emit(
             "clientAuthFail",
             Payload::new()
@@ -446,6 +449,14 @@ async fn authenticate(
         });
         let _ = conn.send(Bytes::from(reply), usize::MAX);
         shared.counters.auth_success.fetch_add(1, Ordering::Relaxed);
+        if let Some(a) = conn.authed.get() {
+            crate::trace!(
+                "auth ok {} as channel {} groups {}",
+                conn.id,
+                a.channel,
+                a.groups.json
+            );
+        }
         shared.emit("clientReady", Payload::new().str("id", &conn.id).done());
         return Ok(());
     }
@@ -474,6 +485,7 @@ fn fail(shared: &Arc<Shared>, conn: &Arc<Conn>, line: &[u8], f: Failure, error_j
         .counters
         .auth_failures
         .fetch_add(1, Ordering::Relaxed);
+    crate::trace!("auth refused {}: {}", conn.id, f.code.full());
     if let Ok(ip) = conn.ip.parse() {
         shared.auth_failed(canonical(ip));
     }

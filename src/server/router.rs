@@ -326,6 +326,13 @@ impl Failed {
 
     pub(crate) fn answer(&self, shared: &Arc<Shared>, sender: &Arc<Conn>, me: &Authed, code: Code) {
         shared.counters.failed(code);
+        crate::trace!(
+            "route failed from {} ({}) to {}: {}",
+            sender.id,
+            me.channel,
+            self.to_json,
+            code.full()
+        );
         if shared.wants("messageError") {
             shared.emit(
                 "messageError",
