@@ -54,7 +54,9 @@ pub fn write(args: std::fmt::Arguments<'_>) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    eprintln!("{} {NAMESPACE} {args}", iso8601(now));
+    // One write per line: a line written in pieces interleaves with Node's own stderr writes.
+    let line = format!("{} {NAMESPACE} {args}\n", iso8601(now));
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
 }
 
 fn iso8601(d: std::time::Duration) -> String {
