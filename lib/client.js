@@ -9,6 +9,7 @@ const { closeOnce } = require('./closing')
 const { RicochetError, errorObject } = require('./errors')
 const { Request, Reply } = require('./request')
 const { validateConnect } = require('./connect-options')
+const { headersJson } = require('./headers')
 const { traceClient } = require('./debug')
 
 const ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
@@ -139,8 +140,10 @@ class Client extends EventEmitter {
   /** Sends a one-way message. */
   message (channel, handle, body) {
     const mods = this._take()
+    const id = newId()
     this._send({
-      headers: { id: newId(), to: channel, type: 'message', handle, encrypted: mods.encrypt },
+      headers: { id, to: channel, type: 'message', handle, encrypted: mods.encrypt },
+      headersJson: headersJson(id, channel, 'message', handle, mods.encrypt),
       body,
       encrypt: mods.encrypt
     })
@@ -155,6 +158,7 @@ class Client extends EventEmitter {
     const req = new Request(this, id, channel, timeout)
     this._send({
       headers: { id, to: channel, type: 'request', handle, encrypted: mods.encrypt, timeout },
+      headersJson: headersJson(id, channel, 'request', handle, mods.encrypt, timeout),
       body,
       encrypt: mods.encrypt,
       request: req
@@ -215,7 +219,7 @@ class Client extends EventEmitter {
     const id = desc.headers.id
     const idJson = typeof id === 'string' && ID_RE.test(id) ? '"' + id + '"' : JSON.stringify(String(id))
     // One record per frame; JSON text never holds raw \0 or \x01 (see Client::send_batch).
-    this._batch += (desc.encrypt ? 'E' : 'P') + idJson + '\0' + JSON.stringify(desc.headers) + '\0' + bodyJson + '\x01'
+    this._batch += (desc.encrypt ? 'E' : 'P') + idJson + '\0' + (desc.headersJson || JSON.stringify(desc.headers)) + '\0' + bodyJson + '\x01'
     this._batchDescs.push(desc)
     if (desc.request) {
       this._pending.set(id, desc.request)

