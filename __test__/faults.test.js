@@ -18,6 +18,7 @@ const { startServer, waitForEvent, PARTIES } = require('./helpers/server')
 
 const HOST = '127.0.0.1'
 const { makeChildren } = require('./helpers/children')
+const { rawSession } = require('./helpers/raw-session')
 const { clearTimers, delay, nextEvent, within, until } = require('./helpers/waiting')
 
 const kids = makeChildren()
@@ -46,6 +47,7 @@ afterEach(async () => {
   await RawClient.closeAll()
   for (const s of ss) s.destroy()
   await kids.killAll()
+  await session.close()
   if (ctx) await ctx.close()
   ctx = null
   clearTimers()
@@ -123,29 +125,18 @@ async function flood (client, channel, total) {
 // ---------------------------------------------------------------------------------------------
 // In-process server helpers (part 2)
 
+const session = rawSession()
+const { connect, connId } = session
+const join = (party) => session.join(party, { timeout: 5000 })
+
 async function start (opts = {}) {
-  ctx = await startServer(opts)
+  ctx = await session.start(opts)
   return ctx
 }
 
-async function connect () {
-  const c = await RawClient.connect(ctx.port, HOST)
-  raws.push(c)
-  return c
-}
 
-async function join (party) {
-  const c = await connect()
-  const reply = await c.auth(party, { timeout: 5000 })
-  expect(reply.auth).toBe(true)
-  return c
-}
 
-function connId (channel) {
-  const hit = ctx.server.getClients().find((c) => c.channel === channel)
-  if (!hit) throw new Error(`no client on channel ${channel}`)
-  return hit.id
-}
+
 
 /**
  * Everything `c` sent before has been handled (and its events delivered) once this resolves:

@@ -3,64 +3,37 @@
 // Hostile and unusual input on raw sockets (PROTOCOL.md §1.3, §3.2, D4). After every bad input a
 // normal alpha → beta exchange must still work.
 
-const { RawClient, authFrame, decrypt, newId } = require('./helpers/wire')
-const { startServer, waitForEvent, PARTIES } = require('./helpers/server')
+const { authFrame, decrypt, newId } = require('./helpers/wire')
+const { rawSession } = require('./helpers/raw-session')
+const { waitForEvent, PARTIES } = require('./helpers/server')
 
 const MAX = 4096
 const BADJSON_TEXT = 'Message does not contain valid JSON syntax.'
 
 let ctx
-let clients
+const session = rawSession()
+const { connect, join, connId, barrier } = session
 
 beforeEach(() => {
   ctx = null
-  clients = []
 })
 
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()))
-  if (ctx) await ctx.close()
+  await session.close()
   ctx = null
 })
 
 async function start (opts = {}) {
-  ctx = await startServer({ config: { maxMessageSize: MAX }, ...opts })
+  ctx = await session.start({ config: { maxMessageSize: MAX }, ...opts })
   return ctx
 }
 
-async function connect () {
-  const c = await RawClient.connect(ctx.port)
-  clients.push(c)
-  return c
-}
 
-async function join (party) {
-  const c = await connect()
-  const reply = await c.auth(party)
-  expect(reply.auth).toBe(true)
-  return c
-}
 
-function connId (channel) {
-  const hit = ctx.server.getClients().find((c) => c.channel === channel)
-  if (!hit) throw new Error(`no client on channel ${channel}`)
-  return hit.id
-}
+
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/**
- * Everything `c` sent before has been handled (and its events delivered) once this resolves:
- * a self-addressed frame is answered with `message_self`, in order with the connection's frames.
- */
-async function barrier (c, channel) {
-  const f = c.message(channel, 'barrier', {}, { encrypted: false })
-  const reply = await c.next()
-  expect(reply.headers.id).toBe(f.headers.id)
-  expect(reply.body.code).toBe('ricochet.message_self')
-  await waitForEvent(ctx.events, 'messageError', (p) => p.code === 'ricochet.message_self' &&
-    p.raw.message.headers.id === f.headers.id)
-}
 
 /** alpha → beta still works, and beta has nothing else pending. */
 async function expectPair (a, b) {

@@ -2,8 +2,9 @@
 
 // Routing between raw TCP peers (PROTOCOL.md §4, §4.5, §4.6 and defects D2–D25).
 
-const { RawClient, encrypt, decrypt, decryptRaw, newId, DELIM, PAD16 } = require('./helpers/wire')
-const { startServer, partiesAuth, waitForEvent, PARTIES } = require('./helpers/server')
+const { encrypt, decrypt, decryptRaw, newId, DELIM, PAD16 } = require('./helpers/wire')
+const { rawSession } = require('./helpers/raw-session')
+const { partiesAuth, waitForEvent, PARTIES } = require('./helpers/server')
 
 const TEXT = {
   decrypt: 'Message failed to decrypt.',
@@ -13,43 +14,26 @@ const TEXT = {
 }
 
 let ctx
-let clients
+const session = rawSession()
+const { connect, join, connId, barrier } = session
 
 beforeEach(() => {
   ctx = null
-  clients = []
 })
 
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()))
-  if (ctx) await ctx.close()
+  await session.close()
   ctx = null
 })
 
-async function start (opts) {
-  ctx = await startServer(opts)
+async function start (opts = {}) {
+  ctx = await session.start(opts)
   return ctx
 }
 
-async function connect () {
-  const c = await RawClient.connect(ctx.port)
-  clients.push(c)
-  return c
-}
 
-/** A raw client authenticated as `party` (an entry of PARTIES or a custom party). */
-async function join (party) {
-  const c = await connect()
-  const reply = await c.auth(party)
-  expect(reply.auth).toBe(true)
-  return c
-}
 
-function connId (channel) {
-  const hit = ctx.server.getClients().find((c) => c.channel === channel)
-  if (!hit) throw new Error(`no client on channel ${channel}`)
-  return hit.id
-}
+
 
 /** The error body of a synthesized reply (decrypting it with `privateKey` when it is hex). */
 function errorBody (reply, privateKey) {
@@ -60,20 +44,6 @@ function errorBody (reply, privateKey) {
   return reply.body
 }
 
-/**
- * Everything `c` sent before this call has been processed once this resolves: a self-addressed
- * frame is answered with `message_self` (D24), and a connection's frames are handled in order.
- * The next frame `c` receives must be that answer.
- */
-async function barrier (c, channel) {
-  const f = c.message(channel, 'barrier', {}, { encrypted: false })
-  const reply = await c.next()
-  expect(reply.headers.id).toBe(f.headers.id)
-  expect(reply.body.code).toBe('ricochet.message_self')
-  // Server events travel in order, so every event caused by earlier frames is in by now.
-  await waitForEvent(ctx.events, 'messageError', (p) => p.code === 'ricochet.message_self' &&
-    p.raw.message.headers.id === f.headers.id)
-}
 
 /** alpha → beta still works (encrypted message). */
 async function expectPair (a, b, handle = 'still.works') {
