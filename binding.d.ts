@@ -15,8 +15,6 @@ export declare class NativeClient {
   constructor()
   /** Starts connecting; events go to `on_events` until `close()`. */
   connect(opts: NativeClientOptions, onEvents: (arg: string) => void): void
-  /** Sends a frame; returns `null` or the `ricochet.*` code of the failure. */
-  send(headersJson: string, bodyJson: string, encrypt: boolean, id: string): string | null
   /**
    * Sends a batch of records (see `Client::send_batch`); returns the buffered byte count
    * after it and the records that failed.

@@ -19,16 +19,6 @@ pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 30;
 /// Default TCP keepalive idle time; probes follow every third of it, three times.
 pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(30);
 
-/// Turns on TCP keepalive so a peer that vanished (power loss, cable pulled) is detected
-/// without application traffic: after `idle`, probes every `idle / 3`, three times.
-pub fn set_keepalive(stream: &tokio::net::TcpStream, idle: Duration) -> std::io::Result<()> {
-    let ka = socket2::TcpKeepalive::new()
-        .with_time(idle)
-        .with_interval((idle / 3).max(Duration::from_secs(1)))
-        .with_retries(3);
-    socket2::SockRef::from(stream).set_tcp_keepalive(&ka)
-}
-
 /// Settings of one server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {

@@ -3,6 +3,7 @@
 //! Layout:
 //! - [`codes`]: the `ricochet.*` error table, the single source of the JS `errorCodes`.
 //! - [`config`]: server settings and their defaults.
+//! - [`net`]: keepalive, I/O error codes, clock and lock helpers.
 //! - [`wire`]: line framing, payload encryption and raw-JSON frame handling.
 //! - [`client`]: the tokio client: connect, reconnect with backoff, auth, receive checks.
 //! - [`trace`]: `DEBUG=ricochet:core` tracing from the core.
@@ -14,6 +15,7 @@
 pub mod client;
 pub mod codes;
 pub mod config;
+pub mod net;
 pub mod server;
 pub mod trace;
 pub mod wire;

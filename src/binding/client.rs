@@ -124,25 +124,6 @@ impl NativeClient {
         Ok(())
     }
 
-    /// Sends a frame; returns `null` or the `ricochet.*` code of the failure.
-    #[napi]
-    pub fn send(
-        &self,
-        headers_json: String,
-        body_json: String,
-        encrypt: bool,
-        id: String,
-    ) -> Option<String> {
-        let guard = self.core.lock().ok()?;
-        let Some(client) = guard.as_ref() else {
-            return Some(crate::codes::CLIENT_CONNECTION.full());
-        };
-        client
-            .send(&headers_json, &body_json, encrypt, &id)
-            .err()
-            .map(|e| e.code().full())
-    }
-
     /// Sends a batch of records (see `Client::send_batch`); returns the buffered byte count
     /// after it and the records that failed.
     #[napi]

@@ -61,13 +61,7 @@ fn listen_error(e: ListenError) -> Error {
     let code = match &e {
         ListenError::InUse => "ricochet.server_inuse",
         ListenError::Closed => "ricochet.server_closed",
-        ListenError::Io(io) => match io.kind() {
-            std::io::ErrorKind::AddrInUse => "EADDRINUSE",
-            std::io::ErrorKind::PermissionDenied => "EACCES",
-            std::io::ErrorKind::AddrNotAvailable => "EADDRNOTAVAIL",
-            std::io::ErrorKind::NotFound => "ENOTFOUND",
-            _ => "EIO",
-        },
+        ListenError::Io(io) => crate::net::io_code(io),
     };
     Error::new(Status::GenericFailure, format!("{code}|{e}"))
 }

@@ -6,6 +6,7 @@
 pub mod backoff;
 
 use crate::codes::{self, Code};
+use crate::net::{io_code, lock, now_ms};
 use crate::server::{Event, EventSink};
 use crate::wire::crypto;
 use crate::wire::frame::{FrameError, LineCodec};
@@ -19,7 +20,7 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::codec::FramedRead;
@@ -104,10 +105,6 @@ impl Inner {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// A running client.
 #[derive(Clone)]
 pub struct Client {
@@ -166,25 +163,6 @@ impl Client {
             return Err(SendError::TooLarge);
         }
         Ok(())
-    }
-
-    /// Sends one frame (see [`Client::send_batch`] for the batched form).
-    pub fn send(
-        &self,
-        headers_json: &str,
-        body_json: &str,
-        encrypt: bool,
-        id: &str,
-    ) -> Result<(), SendError> {
-        let mut frame = Vec::with_capacity(headers_json.len() + 2 * body_json.len() + 64);
-        self.build_frame(
-            headers_json.as_bytes(),
-            body_json.as_bytes(),
-            encrypt,
-            id.as_bytes(),
-            &mut frame,
-        )?;
-        self.enqueue(frame)
     }
 
     /// Sends a batch of records built by `lib/client.js`, each
@@ -251,7 +229,7 @@ impl Client {
         Ok(())
     }
 
-    /// Bytes accepted by `send` and not yet written to the socket.
+    /// Bytes accepted by `send_batch` and not yet written to the socket.
     pub fn buffered(&self) -> usize {
         lock(&self.inner.out).as_ref().map_or(0, |o| o.queued())
     }
@@ -264,28 +242,8 @@ impl Client {
     }
 }
 
-fn now_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
-}
-
 fn err_payload(e: &std::io::Error) -> String {
     serde_json::json!({"message": e.to_string(), "code": io_code(e)}).to_string()
-}
-
-fn io_code(e: &std::io::Error) -> &'static str {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        ConnectionRefused => "ECONNREFUSED",
-        ConnectionReset => "ECONNRESET",
-        BrokenPipe => "EPIPE",
-        TimedOut => "ETIMEDOUT",
-        NotFound => "ENOTFOUND",
-        AddrNotAvailable => "EADDRNOTAVAIL",
-        _ => "EIO",
-    }
 }
 
 /// One `send_batch` record: (encrypt, id, headers JSON, body JSON).
@@ -307,7 +265,7 @@ pub fn auth_frame(
     public_key_json: &str,
     cipher: &Seal,
     auth_key: &str,
-    stamp_ms: u128,
+    stamp_ms: i64,
 ) -> Option<Vec<u8>> {
     let stamp = cipher
         .encrypt_hex(stamp_ms.to_string().as_bytes(), b"")
@@ -354,7 +312,7 @@ async fn connect(opts: &ClientOptions, inner: &Inner) -> std::io::Result<TcpStre
     let stream = socket.connect(addr).await?;
     stream.set_nodelay(true)?;
     if let Some(ka) = opts.keepalive {
-        crate::config::set_keepalive(&stream, ka)?;
+        crate::net::set_keepalive(&stream, ka)?;
     }
     Ok(stream)
 }

@@ -10,9 +10,10 @@
 
 use super::events::Payload;
 use super::registry::{Conn, Groups};
-use super::router::{deliver_remote, Failed};
+use super::router::{deliver_remote, Deferred};
 use super::Shared;
 use crate::codes::{self, Code};
+use crate::wire::message::Envelope;
 use async_nats::StatusCode;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -221,9 +222,8 @@ impl Cluster {
 pub(crate) struct Outgoing {
     pub to: String,
     pub payload: Bytes,
-    pub failed: Failed,
-    /// The frame as the unrouted callback sees it (`{id, message}`).
-    pub unrouted_data: String,
+    /// For the report if it is refused or nobody holds the channel.
+    pub later: Deferred,
 }
 
 async fn settle(shared: &Arc<Shared>, sender: &Arc<Conn>, res: Forwarded, out: Outgoing) {
@@ -236,25 +236,24 @@ async fn settle(shared: &Arc<Shared>, sender: &Arc<Conn>, res: Forwarded, out: O
                 .sent
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        Forwarded::Refused(code) => out.failed.answer(shared, sender, me, code),
+        Forwarded::Refused(code) => out.later.answer(shared, sender, me, code),
         Forwarded::NoOne => {
-            super::router::unrouted_or_norecipient(
-                shared,
-                sender,
-                me,
-                out.failed,
-                out.unrouted_data,
-            )
-            .await
+            super::router::unrouted_or_norecipient(shared, sender, me, out.later).await
         }
     }
 }
 
-/// The payload of a forwarded frame: the sender's groups, LF, the frame (body in clear).
-pub(crate) fn payload(groups: &Groups, frame: &[u8]) -> Bytes {
-    let mut p = Vec::with_capacity(groups.json.len() + 1 + frame.len());
+/// The payload of a forwarded frame: the sender's groups, LF, the frame with its body in clear
+/// (`plain` when it was encrypted), encoded straight into one buffer.
+pub(crate) fn payload(groups: &Groups, env: &Envelope<'_>, plain: Option<&str>) -> Bytes {
+    let mut p =
+        Vec::with_capacity(groups.json.len() + 256 + env.body().map_or(0, |b| b.get().len()));
     p.extend_from_slice(groups.json.as_bytes());
     p.push(b'\n');
-    p.extend_from_slice(crate::wire::frame::trim_line(frame));
+    env.encode_into(&mut p, plain);
+    // The frame goes without its LF: the egress server adds its own when it writes.
+    if p.last() == Some(&b'\n') {
+        p.pop();
+    }
     Bytes::from(p)
 }

@@ -3,10 +3,12 @@
 //! coalesced writes.
 
 use super::auth::{self, Failure};
-use super::events::{raw_ref, trim_lf, Payload};
+use super::events::{raw_ref, Payload};
 use super::registry::{Authed, Conn};
 use super::{router, Shared};
 use crate::codes::{self, Code};
+use crate::net::{io_code, now_ms};
+use crate::wire::frame::trim_line;
 use crate::wire::frame::{FrameError, LineCodec};
 use crate::wire::message::{parse_line, Envelope, EnvelopeError, Parsed, RawObject};
 use crate::wire::outbound::Outbound;
@@ -17,7 +19,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
@@ -34,13 +36,6 @@ const MAX_EARLY_FRAMES: usize = 64;
 /// A 32-character `[A-Za-z0-9]` id from a CSPRNG (the original used `Math.random`, D15).
 pub(crate) fn new_id() -> String {
     Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// Accepts connections until shutdown.
@@ -120,20 +115,6 @@ fn auth_false(code: Code) -> String {
     )
 }
 
-fn io_code(e: &std::io::Error) -> &'static str {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        ConnectionReset => "ECONNRESET",
-        BrokenPipe => "EPIPE",
-        TimedOut => "ETIMEDOUT",
-        ConnectionAborted => "ECONNABORTED",
-        _ => match e.raw_os_error() {
-            Some(24) => "EMFILE",
-            _ => "EIO",
-        },
-    }
-}
-
 /// How a connection ended.
 enum End {
     /// The peer closed its side.
@@ -165,7 +146,7 @@ async fn run(shared: Arc<Shared>, stream: TcpStream, addr: SocketAddr) {
         .connections_total
         .fetch_add(1, Ordering::Relaxed);
     if let Some(ka) = shared.config.keepalive {
-        let _ = crate::config::set_keepalive(&stream, ka);
+        let _ = crate::net::set_keepalive(&stream, ka);
     }
     let (rd, wr) = stream.into_split();
     let out = Outbound::new(wr);
@@ -305,7 +286,7 @@ fn invalid(shared: &Arc<Shared>, conn: &Arc<Conn>, line: &[u8]) {
         "invalidMessage",
         Payload::new()
             .str("id", &conn.id)
-            .str("msg", &String::from_utf8_lossy(trim_lf(line)))
+            .str("msg", &String::from_utf8_lossy(trim_line(line)))
             .error(codes::MESSAGE_BADJSON)
             .done(),
     );
@@ -549,7 +530,7 @@ async fn serve(
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         match Envelope::parse(&line) {
-            Ok(env) => router::route(shared, conn, me, env, &mut dirty),
+            Ok(env) => router::route(shared, conn, me, env, &line, &mut dirty),
             Err(EnvelopeError::Malformed(_)) => malformed(shared, conn, &line),
             // Only failures pay for the second parse that tells bad JSON from other values.
             Err(EnvelopeError::NotAnObject) => match parse_line(&line) {

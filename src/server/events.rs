@@ -116,18 +116,9 @@ impl Payload {
 
 /// `{id, message}` where `message` is a raw frame (trailing LF tolerated).
 pub(crate) fn raw_ref(conn_id: &str, frame: &[u8]) -> String {
-    let frame = trim_lf(frame);
+    let frame = crate::wire::frame::trim_line(frame);
     Payload::new()
         .str("id", conn_id)
         .raw("message", &String::from_utf8_lossy(frame))
         .done()
-}
-
-/// Drops a trailing LF (and CR) so a wire line can be embedded as a JSON value.
-pub(crate) fn trim_lf(frame: &[u8]) -> &[u8] {
-    let mut end = frame.len();
-    while end > 0 && matches!(frame[end - 1], b'\n' | b'\r') {
-        end -= 1;
-    }
-    &frame[..end]
 }

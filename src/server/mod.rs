@@ -181,10 +181,7 @@ impl Shared {
     }
 }
 
-/// Locks a mutex, recovering the data if a panicking thread poisoned it (the maps stay valid).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub(crate) use crate::net::lock;
 
 /// A ricochet server.
 #[derive(Clone)]

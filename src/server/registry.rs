@@ -163,11 +163,7 @@ impl Conn {
     /// one per frame. Returns true when the buffer was empty, so the caller flushes it later.
     pub fn stage(&self, frame: &[u8], max: usize) -> Result<bool, SendFail> {
         let mut stage = super::lock(&self.stage);
-        let waiting = self.out.queued() + stage.len();
-        if waiting > 0 && waiting + frame.len() > max {
-            drop(stage);
-            self.slow.store(true, Ordering::Relaxed);
-            self.kill.cancel();
+        if self.too_slow(stage.len(), frame.len(), max) {
             return Err(SendFail::Slow);
         }
         if self.kill.is_cancelled() {
@@ -176,6 +172,19 @@ impl Conn {
         let first = stage.is_empty();
         stage.extend_from_slice(frame);
         Ok(first)
+    }
+
+    /// Whether `n` more bytes would put more than `max` in front of a peer that already has
+    /// bytes waiting (queued plus `staged`); if so it is marked slow and disconnected. A single
+    /// frame larger than `max` still goes to a peer that keeps up.
+    fn too_slow(&self, staged: usize, n: usize, max: usize) -> bool {
+        let waiting = self.out.queued() + staged;
+        if waiting > 0 && waiting + n > max {
+            self.slow.store(true, Ordering::Relaxed);
+            self.kill.cancel();
+            return true;
+        }
+        false
     }
 
     /// Writes what was staged.
@@ -191,10 +200,7 @@ impl Conn {
     /// bytes means the peer is not reading: it is marked slow and disconnected rather than let
     /// memory grow.
     pub fn send(&self, bytes: Bytes, max: usize) -> Result<(), SendFail> {
-        let before = self.out.queued();
-        if before > 0 && before + bytes.len() > max {
-            self.slow.store(true, Ordering::Relaxed);
-            self.kill.cancel();
+        if self.too_slow(0, bytes.len(), max) {
             return Err(SendFail::Slow);
         }
         self.out.push(bytes).map_err(|_| SendFail::Closed)

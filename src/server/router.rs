@@ -31,6 +31,7 @@ pub(crate) fn route(
     sender: &Arc<Conn>,
     me: &Authed,
     mut env: Envelope<'_>,
+    line: &Bytes,
     dirty: &mut Vec<Arc<Conn>>,
 ) {
     env.set_header("from", me.channel_json.clone());
@@ -60,25 +61,27 @@ pub(crate) fn route(
 
     let recipient = super::lock(&shared.registry).lookup(&to);
     let Some(recipient) = recipient else {
-        let frame = env.encode(plain.as_deref());
-        let data = raw_ref(&sender.id, &frame);
-        let failed = Failed::of(&env);
+        // Answered later (by another server or the unrouted callback): keep the received line,
+        // a cheap reference, and rebuild what a failure report needs only if one is made.
+        let later = Deferred {
+            line: line.clone(),
+            plain,
+        };
         if let Some(cluster) = shared.cluster.get() {
             // Another server may hold the channel. Frames of one sender cross in order.
             let tx = sender
                 .forwarder
                 .get_or_init(|| cluster.forwarder(shared.clone(), sender.clone()));
             let out = cluster::Outgoing {
+                payload: cluster::payload(&me.groups, &env, later.plain.as_deref()),
                 to,
-                payload: cluster::payload(&me.groups, &frame),
-                failed,
-                unrouted_data: data,
+                later,
             };
             sender
                 .forward_backlog
                 .fetch_add(out.payload.len(), Ordering::Relaxed);
             if let Err(e) = tx.send(out) {
-                e.0.failed.answer(shared, sender, me, codes::CLIENT_SEND);
+                e.0.later.answer(shared, sender, me, codes::CLIENT_SEND);
             }
             return;
         }
@@ -88,12 +91,12 @@ pub(crate) fn route(
             let (shared2, sender2) = (shared.clone(), sender.clone());
             shared.tracker.spawn(async move {
                 if let Some(me) = sender2.authed.get() {
-                    unrouted_or_norecipient(&shared2, &sender2, me, failed, data).await;
+                    unrouted_or_norecipient(&shared2, &sender2, me, later).await;
                 }
             });
             return;
         }
-        return failed.answer(shared, sender, me, codes::MESSAGE_NORECIPIENT);
+        return reject(shared, sender, me, &env, codes::MESSAGE_NORECIPIENT);
     };
     let Some(them) = recipient.authed.get() else {
         return reject(shared, sender, me, &env, codes::MESSAGE_NORECIPIENT);
@@ -229,7 +232,26 @@ pub(crate) fn reject(
     env: &Envelope<'_>,
     code: Code,
 ) {
-    Failed::of(env).answer(shared, sender, me, code);
+    shared.counters.failed(code);
+    let to = env.header("to").map_or("null", |v| v.get());
+    crate::trace!(
+        "route failed from {} ({}) to {}: {}",
+        sender.id,
+        me.channel,
+        to,
+        code.full()
+    );
+    if shared.wants("messageError") {
+        shared.emit(
+            "messageError",
+            Payload::new()
+                .error(code)
+                .raw("raw", &raw_ref(&sender.id, &env.encode(None)))
+                .done(),
+        );
+    }
+    let id = env.header("id").map_or("null", |v| v.get());
+    error_reply(shared, sender, me, id, to, encrypted_flag(env), code);
 }
 
 /// No server holds the recipient: asks the unrouted callback when there is one (`cb()` takes
@@ -238,16 +260,18 @@ pub(crate) async fn unrouted_or_norecipient(
     shared: &Arc<Shared>,
     sender: &Arc<Conn>,
     me: &Authed,
-    failed: Failed,
-    data: String,
+    later: Deferred,
 ) {
     if !shared.has_unrouted.load(Ordering::Relaxed) {
-        return failed.answer(shared, sender, me, codes::MESSAGE_NORECIPIENT);
+        return later.answer(shared, sender, me, codes::MESSAGE_NORECIPIENT);
     }
+    let Some(data) = later.unrouted_data(&sender.id, me) else {
+        return;
+    };
     let answer = tokio::time::timeout(UNROUTED_DEADLINE, shared.ask_unrouted(data)).await;
     if let Ok(Some(Some(code))) = answer {
         let code = codes::lookup(&code).unwrap_or(codes::MESSAGE_NORECIPIENT);
-        failed.answer(shared, sender, me, code);
+        later.answer(shared, sender, me, code);
     }
 }
 
@@ -305,52 +329,35 @@ pub(crate) fn deliver_remote(
     }
 }
 
-/// What a failure report needs of a frame, owned so it can outlive the received line.
-pub(crate) struct Failed {
-    forwarded: Vec<u8>,
-    id_json: String,
-    to_json: String,
-    encrypted: String,
+/// A frame whose fate is decided later (by another server or the unrouted callback): the
+/// received line, a cheap reference, plus the decrypted body. What a report needs is rebuilt
+/// from them only when a report is made.
+pub(crate) struct Deferred {
+    line: Bytes,
+    plain: Option<String>,
 }
 
-impl Failed {
-    pub(crate) fn of(env: &Envelope<'_>) -> Failed {
-        let raw = |k| env.header(k).map_or("null", |v| v.get()).to_string();
-        Failed {
-            forwarded: env.encode(None),
-            id_json: raw("id"),
-            to_json: raw("to"),
-            encrypted: encrypted_flag(env).to_string(),
+impl Deferred {
+    /// The frame as the router saw it, with the server's `from` and `groups`.
+    fn envelope<'a>(&'a self, me: &Authed) -> Option<Envelope<'a>> {
+        // It parsed when it was routed, so this cannot fail; a failure just skips the report.
+        let mut env = Envelope::parse(crate::wire::frame::trim_line(&self.line)).ok()?;
+        env.set_header("from", me.channel_json.clone());
+        env.set_header("groups", me.groups.json.clone());
+        Some(env)
+    }
+
+    /// Reports the failure and answers the sender, as [`reject`] does.
+    pub(crate) fn answer(&self, shared: &Arc<Shared>, sender: &Arc<Conn>, me: &Authed, code: Code) {
+        if let Some(env) = self.envelope(me) {
+            reject(shared, sender, me, &env, code);
         }
     }
 
-    pub(crate) fn answer(&self, shared: &Arc<Shared>, sender: &Arc<Conn>, me: &Authed, code: Code) {
-        shared.counters.failed(code);
-        crate::trace!(
-            "route failed from {} ({}) to {}: {}",
-            sender.id,
-            me.channel,
-            self.to_json,
-            code.full()
-        );
-        if shared.wants("messageError") {
-            shared.emit(
-                "messageError",
-                Payload::new()
-                    .error(code)
-                    .raw("raw", &raw_ref(&sender.id, &self.forwarded))
-                    .done(),
-            );
-        }
-        error_reply(
-            shared,
-            sender,
-            me,
-            &self.id_json,
-            &self.to_json,
-            &self.encrypted,
-            code,
-        );
+    /// `{id, message}` for the unrouted callback (body already decrypted).
+    pub(crate) fn unrouted_data(&self, sender_id: &str, me: &Authed) -> Option<String> {
+        let env = self.envelope(me)?;
+        Some(raw_ref(sender_id, &env.encode(self.plain.as_deref())))
     }
 }
 

@@ -195,20 +195,25 @@ impl<'a> Envelope<'a> {
     pub fn encode(&self, body_override: Option<&str>) -> Vec<u8> {
         let body_len = self.body().map_or(0, |b| b.get().len());
         let mut out = Vec::with_capacity(256 + body_override.map_or(body_len, str::len));
+        self.encode_into(&mut out, body_override);
+        out
+    }
+
+    /// Like [`Envelope::encode`], appending to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>, body_override: Option<&str>) {
         out.push(b'{');
         for (i, (k, v)) in self.top.0.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            push_key(&mut out, k);
+            push_key(out, k);
             match k.as_ref() {
-                "headers" => self.encode_headers(&mut out),
+                "headers" => self.encode_headers(out),
                 "body" => out.extend_from_slice(body_override.unwrap_or(v.get()).as_bytes()),
                 _ => out.extend_from_slice(v.get().as_bytes()),
             }
         }
         out.extend_from_slice(b"}\n");
-        out
     }
 
     fn encode_headers(&self, out: &mut Vec<u8>) {

@@ -1,0 +1,48 @@
+//! Small socket and process helpers shared by the server, the client and the binding.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Turns on TCP keepalive so a peer that vanished (power loss, cable pulled) is detected
+/// without application traffic: after `idle`, probes every `idle / 3`, three times.
+pub fn set_keepalive(stream: &tokio::net::TcpStream, idle: Duration) -> std::io::Result<()> {
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(idle)
+        .with_interval((idle / 3).max(Duration::from_secs(1)))
+        .with_retries(3);
+    socket2::SockRef::from(stream).set_tcp_keepalive(&ka)
+}
+
+/// The Node-style code (`ECONNRESET`, …) of an I/O error, as Node's own socket errors carry.
+pub fn io_code(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused => "ECONNREFUSED",
+        ConnectionReset => "ECONNRESET",
+        ConnectionAborted => "ECONNABORTED",
+        BrokenPipe => "EPIPE",
+        TimedOut => "ETIMEDOUT",
+        AddrInUse => "EADDRINUSE",
+        AddrNotAvailable => "EADDRNOTAVAIL",
+        PermissionDenied => "EACCES",
+        NotFound => "ENOTFOUND",
+        _ => match e.raw_os_error() {
+            Some(24) => "EMFILE",
+            _ => "EIO",
+        },
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it (the guarded maps and
+/// queues stay valid: every critical section leaves them consistent).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
