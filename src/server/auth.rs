@@ -204,6 +204,11 @@ mod tests {
         base
     }
 
+    /// The outcome code of the checks on frame `f` with callback result `r`.
+    fn check(r: &Value, f: &RawObject) -> &'static str {
+        code(check_result(r, f, &peer(), NOW, WINDOW, Encryption::Xts))
+    }
+
     fn code(r: Result<Accepted, Failure>) -> &'static str {
         match r {
             Ok(_) => "ok",
@@ -214,27 +219,14 @@ mod tests {
     #[test]
     fn a_correct_login_is_accepted() {
         let f = frame("pk", "ak", NOW);
-        assert_eq!(
-            code(check_result(
-                &result(json!({})),
-                &f,
-                &peer(),
-                NOW,
-                WINDOW,
-                Encryption::Xts
-            )),
-            "ok"
-        );
+        assert_eq!(check(&result(json!({})), &f), "ok");
     }
 
     #[test]
     fn the_readme_result_shape_without_ip_and_authkey_is_accepted() {
         let f = frame("pk", "whatever", NOW);
         let r = json!({"channel": "alpha", "publicKey": "pub", "privateKey": "pk", "groups": true});
-        assert_eq!(
-            code(check_result(&r, &f, &peer(), NOW, WINDOW, Encryption::Xts)),
-            "ok"
-        );
+        assert_eq!(check(&r, &f), "ok");
     }
 
     #[test]
@@ -243,10 +235,7 @@ mod tests {
         for key in ["channel", "privateKey", "groups"] {
             let mut r = result(json!({}));
             r.as_object_mut().map(|o| o.remove(key));
-            assert_eq!(
-                code(check_result(&r, &f, &peer(), NOW, WINDOW, Encryption::Xts)),
-                "auth_lookup"
-            );
+            assert_eq!(check(&r, &f), "auth_lookup");
         }
     }
 
@@ -255,10 +244,7 @@ mod tests {
         let f = frame("pk", "ak", NOW);
         for g in [json!([]), json!(false), json!("g1")] {
             let r = result(json!({ "groups": g }));
-            assert_eq!(
-                code(check_result(&r, &f, &peer(), NOW, WINDOW, Encryption::Xts)),
-                "auth_nogroups"
-            );
+            assert_eq!(check(&r, &f), "auth_nogroups");
         }
     }
 
@@ -266,10 +252,7 @@ mod tests {
     fn wrong_ip_is_auth_ip_and_mapped_ipv6_counts_as_ipv4() {
         let f = frame("pk", "ak", NOW);
         let r = result(json!({"ip": "10.9.8.7"}));
-        assert_eq!(
-            code(check_result(&r, &f, &peer(), NOW, WINDOW, Encryption::Xts)),
-            "auth_ip"
-        );
+        assert_eq!(check(&r, &f), "auth_ip");
         let mapped: SocketAddr = "[::ffff:127.0.0.1]:5000".parse().expect("addr");
         assert_eq!(
             code(check_result(
@@ -287,43 +270,20 @@ mod tests {
     #[test]
     fn wrong_authkey_is_auth_authkey() {
         let f = frame("pk", "not-ak", NOW);
-        assert_eq!(
-            code(check_result(
-                &result(json!({})),
-                &f,
-                &peer(),
-                NOW,
-                WINDOW,
-                Encryption::Xts
-            )),
-            "auth_authkey"
-        );
+        assert_eq!(check(&result(json!({})), &f), "auth_authkey");
     }
 
     #[test]
     fn d10_leading_whitespace_in_the_authkey_is_rejected() {
         let f = frame("pk", "  ak", NOW);
-        assert_eq!(
-            code(check_result(
-                &result(json!({})),
-                &f,
-                &peer(),
-                NOW,
-                WINDOW,
-                Encryption::Xts
-            )),
-            "auth_authkey"
-        );
+        assert_eq!(check(&result(json!({})), &f), "auth_authkey");
     }
 
     #[test]
     fn d9_an_empty_authkey_can_authenticate() {
         let f = frame("pk", "", NOW);
         let r = result(json!({"authKey": ""}));
-        assert_eq!(
-            code(check_result(&r, &f, &peer(), NOW, WINDOW, Encryption::Xts)),
-            "ok"
-        );
+        assert_eq!(check(&r, &f), "ok");
     }
 
     #[test]
@@ -332,52 +292,19 @@ mod tests {
         let Parsed::Object(f) = parse_line(line.as_bytes()) else {
             panic!()
         };
-        assert_eq!(
-            code(check_result(
-                &result(json!({})),
-                &f,
-                &peer(),
-                NOW,
-                WINDOW,
-                Encryption::Xts
-            )),
-            "auth_authkey"
-        );
+        assert_eq!(check(&result(json!({})), &f), "auth_authkey");
         let r = json!({"channel": "a", "privateKey": "pk", "groups": true});
-        assert_eq!(
-            code(check_result(&r, &f, &peer(), NOW, WINDOW, Encryption::Xts)),
-            "auth_expiredkey"
-        );
+        assert_eq!(check(&r, &f), "auth_expiredkey");
     }
 
     #[test]
     fn d1_a_stamp_outside_the_window_is_auth_expiredkey() {
         for stamp in [NOW - WINDOW - 1, NOW + WINDOW + 1, 1] {
             let f = frame("pk", "ak", stamp);
-            assert_eq!(
-                code(check_result(
-                    &result(json!({})),
-                    &f,
-                    &peer(),
-                    NOW,
-                    WINDOW,
-                    Encryption::Xts
-                )),
-                "auth_expiredkey"
-            );
+            assert_eq!(check(&result(json!({})), &f), "auth_expiredkey");
         }
         let f = frame("pk", "ak", NOW - WINDOW);
-        assert_eq!(
-            code(check_result(
-                &result(json!({})),
-                &f,
-                &peer(),
-                NOW,
-                WINDOW,
-                Encryption::Xts
-            )),
-            "ok"
-        );
+        assert_eq!(check(&result(json!({})), &f), "ok");
     }
 
     #[test]
@@ -390,17 +317,7 @@ mod tests {
         let Parsed::Object(f) = parse_line(line.as_bytes()) else {
             panic!()
         };
-        assert_eq!(
-            code(check_result(
-                &result(json!({})),
-                &f,
-                &peer(),
-                NOW,
-                WINDOW,
-                Encryption::Xts
-            )),
-            "auth_authkey"
-        );
+        assert_eq!(check(&result(json!({})), &f), "auth_authkey");
     }
 
     #[test]
