@@ -7,17 +7,7 @@ const crypto = require('node:crypto')
 const { RawClient, authFrame, encrypt, loadFrames } = require('./helpers/wire')
 const { startServer, partiesAuth, waitForEvent, PARTIES } = require('./helpers/server')
 
-const TEXT = {
-  auth_authkey: 'Client provided invalid authkey.',
-  auth_channel: 'Channel is already occupied by another client.',
-  auth_expiredkey: 'Client provided expired authkey.',
-  auth_failure: 'Client failed to authenticate with server.',
-  auth_ip: 'Client failed to match expected IP.',
-  auth_lookup: 'Authentication callback failed to provide required schema.',
-  auth_malformed: 'Malformed authentication request.',
-  auth_nogroups: 'Client tried to authenticate with invalid, or no active groups.',
-  auth_timeout: 'Client did not respond with authentication request in time.'
-}
+const { ORIGINAL_CODES: TEXT } = require('./helpers/spec-codes')
 
 const IPHASH = crypto.createHash('md5').update('127.0.0.1').digest('hex').toUpperCase()
 
