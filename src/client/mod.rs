@@ -11,11 +11,12 @@ use crate::server::{Event, EventSink};
 use crate::wire::crypto;
 use crate::wire::frame::{FrameError, LineCodec};
 use crate::wire::json;
-use crate::wire::message::{encode_object, parse_line, Parsed, RawObject};
+use crate::wire::message::{parse_line, Fields, Parsed};
 use crate::wire::outbound::Outbound;
 use crate::wire::seal::{Encryption, Seal};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -428,73 +429,66 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
             }
             Some(Ok(line)) => line,
         };
-        let text = String::from_utf8_lossy(crate::wire::frame::trim_line(&line)).into_owned();
-        let obj = match parse_line(&line) {
-            Parsed::Object(o) => o,
-            Parsed::Falsy => continue,
-            Parsed::NotObject => {
-                receive_error(inner, codes::MESSAGE_MALFORMED, &text);
-                continue;
+        let trimmed = crate::wire::frame::trim_line(&line);
+        if let Some((channel, groups)) = &me {
+            // The hot path: fields borrowed from the line, which goes to JS as it came (or
+            // with the decrypted body spliced in); nothing is re-encoded.
+            match serde_json::from_slice::<Fields<'_>>(trimmed) {
+                Ok(top) => match check_incoming(inner, &top, trimmed, channel, groups) {
+                    Ok(frame) => inner.emit("frame", frame),
+                    Err(code) => receive_error(inner, code, &lossy(trimmed)),
+                },
+                Err(_) => not_an_object(inner, trimmed),
             }
-            Parsed::Invalid(_) => {
-                receive_error(
-                    inner,
-                    codes::MESSAGE_BADJSON,
-                    &Value::String(text).to_string(),
-                );
-                continue;
-            }
+            continue;
+        }
+        let text = lossy(trimmed);
+        let Parsed::Object(obj) = parse_line(trimmed) else {
+            not_an_object(inner, trimmed);
+            continue;
         };
-        match &me {
-            None => {
-                let auth = obj.get("auth").map(|v| v.get());
-                match auth {
-                    Some("true") | Some("false") => {}
-                    _ => {
-                        receive_error(inner, codes::MESSAGE_AUTH, &text);
-                        continue;
-                    }
-                }
-                let channel = obj
-                    .get("channel")
-                    .and_then(|v| serde_json::from_str::<Value>(v.get()).ok());
-                let groups = obj
-                    .get("groups")
-                    .and_then(|v| serde_json::from_str::<Value>(v.get()).ok());
-                match (auth, channel, groups) {
-                    (Some("true"), Some(c), Some(g)) => {
-                        if let Some(w) = idle_wr.take() {
-                            let out = Outbound::new(w);
-                            let drained = inner.clone();
-                            writer = Some(inner.tracker.spawn(out.clone().run(
-                                kill.clone(),
-                                move |left| {
-                                    if left < drained.opts.high_water
-                                        && drained.above.swap(false, Ordering::AcqRel)
-                                    {
-                                        drained.emit("drain", "null".into());
-                                    }
-                                },
-                            )));
-                            *lock(&inner.out) = Some(out);
-                        }
-                        inner.emit(
-                            "ready",
-                            serde_json::json!({"channel": c, "groups": g}).to_string(),
-                        );
-                        me = Some((c, g));
-                        end.was_ready = true;
-                    }
-                    _ => {
-                        inner.emit("authFail", format!("{{\"message\":{text}}}"));
-                        break;
-                    }
-                }
+        let auth = obj.get("auth").map(|v| v.get());
+        match auth {
+            Some("true") | Some("false") => {}
+            _ => {
+                receive_error(inner, codes::MESSAGE_AUTH, &text);
+                continue;
             }
-            Some((channel, groups)) => match check_incoming(inner, obj, channel, groups) {
-                Ok(frame) => inner.emit("frame", frame),
-                Err(code) => receive_error(inner, code, &text),
-            },
+        }
+        let channel = obj
+            .get("channel")
+            .and_then(|v| serde_json::from_str::<Value>(v.get()).ok());
+        let groups = obj
+            .get("groups")
+            .and_then(|v| serde_json::from_str::<Value>(v.get()).ok());
+        match (auth, channel, groups) {
+            (Some("true"), Some(c), Some(g)) => {
+                if let Some(w) = idle_wr.take() {
+                    let out = Outbound::new(w);
+                    let drained = inner.clone();
+                    writer = Some(inner.tracker.spawn(out.clone().run(
+                        kill.clone(),
+                        move |left| {
+                            if left < drained.opts.high_water
+                                && drained.above.swap(false, Ordering::AcqRel)
+                            {
+                                drained.emit("drain", "null".into());
+                            }
+                        },
+                    )));
+                    *lock(&inner.out) = Some(out);
+                }
+                inner.emit(
+                    "ready",
+                    serde_json::json!({"channel": c, "groups": g}).to_string(),
+                );
+                me = Some((c, g));
+                end.was_ready = true;
+            }
+            _ => {
+                inner.emit("authFail", format!("{{\"message\":{text}}}"));
+                break;
+            }
         }
     }
     *lock(&inner.out) = None;
@@ -519,61 +513,113 @@ fn receive_error(inner: &Inner, code: Code, message_json: &str) {
     );
 }
 
-/// §5 steps 1–4 on an authenticated connection: shape, addressee, groups (a `true` sender is
-/// accepted, D5) and decryption. Returns the frame as JSON with the body decrypted.
-fn check_incoming(
-    inner: &Inner,
-    mut top: RawObject,
-    channel: &Value,
-    groups: &Value,
-) -> Result<String, Code> {
-    let headers: RawObject = top
-        .get("headers")
-        .and_then(|h| serde_json::from_str(h.get()).ok())
-        .ok_or(codes::MESSAGE_MALFORMED)?;
-    if !top.contains_key("body")
-        || !["to", "from", "id", "type"]
+/// The text of a line for error reports (invalid UTF-8 replaced).
+fn lossy(line: &[u8]) -> String {
+    String::from_utf8_lossy(line).into_owned()
+}
+
+/// Reports a line that is not a JSON object: falsy JSON is dropped silently (as the original
+/// does), other JSON is `message_malformed`, anything else `message_badjson`.
+fn not_an_object(inner: &Inner, line: &[u8]) {
+    match parse_line(line) {
+        Parsed::Falsy => {}
+        Parsed::Object(_) | Parsed::NotObject => {
+            receive_error(inner, codes::MESSAGE_MALFORMED, &lossy(line))
+        }
+        Parsed::Invalid(_) => receive_error(
+            inner,
+            codes::MESSAGE_BADJSON,
+            &Value::String(lossy(line)).to_string(),
+        ),
+    }
+}
+
+/// Whether a raw JSON value equals `want` (compared as JSON values, like `===` on the parsed
+/// channel name); strings are compared without building a value tree.
+fn raw_equals(raw: &RawValue, want: &Value) -> bool {
+    match want {
+        Value::String(w) if raw.get().starts_with('"') => {
+            json::as_str(raw).is_some_and(|s| s == *w)
+        }
+        _ => serde_json::from_str::<Value>(raw.get()).is_ok_and(|v| v == *want),
+    }
+}
+
+/// The group rule of §5 (a `true` on either side allows; D5): some scalar group in common.
+fn groups_allow(mine: &Value, theirs: Option<&RawValue>) -> bool {
+    if *mine == Value::Bool(true) {
+        return true;
+    }
+    let Some(theirs) = theirs else { return false };
+    let Value::Array(mine) = mine else {
+        return theirs.get().trim() == "true";
+    };
+    // The usual case, a list of names, without a value tree.
+    if let Ok(names) = serde_json::from_str::<Vec<std::borrow::Cow<'_, str>>>(theirs.get()) {
+        return mine
             .iter()
-            .all(|k| headers.contains_key(*k))
-    {
-        return Err(codes::MESSAGE_MALFORMED);
+            .any(|a| a.as_str().is_some_and(|a| names.iter().any(|n| n == a)));
     }
-    let to: Option<Value> = headers
-        .get("to")
-        .and_then(|v| serde_json::from_str(v.get()).ok());
-    if to.as_ref() != Some(channel) {
-        return Err(codes::MESSAGE_CHANNEL);
-    }
-    let theirs: Option<Value> = headers
-        .get("groups")
-        .and_then(|v| serde_json::from_str(v.get()).ok());
-    let allowed = match (groups, &theirs) {
-        (Value::Bool(true), _) => true,
-        (_, Some(Value::Bool(true))) => true,
-        (Value::Array(mine), Some(Value::Array(other))) => mine
+    match serde_json::from_str::<Value>(theirs.get()) {
+        Ok(Value::Bool(true)) => true,
+        Ok(Value::Array(other)) => mine
             .iter()
             .any(|a| !a.is_object() && !a.is_array() && other.contains(a)),
         _ => false,
-    };
-    if !allowed {
+    }
+}
+
+/// §5 steps 1–4 on an authenticated connection: shape, addressee, groups (a `true` sender is
+/// accepted, D5) and decryption. Returns the frame as JSON: the received line itself, or with
+/// the decrypted body spliced in place of the ciphertext.
+fn check_incoming(
+    inner: &Inner,
+    top: &Fields<'_>,
+    line: &[u8],
+    channel: &Value,
+    groups: &Value,
+) -> Result<String, Code> {
+    let headers: Fields<'_> = top
+        .get("headers")
+        .and_then(|h| serde_json::from_str(h.get()).ok())
+        .ok_or(codes::MESSAGE_MALFORMED)?;
+    let body = top.get("body").ok_or(codes::MESSAGE_MALFORMED)?;
+    if !["to", "from", "id", "type"]
+        .iter()
+        .all(|k| headers.contains(k))
+    {
+        return Err(codes::MESSAGE_MALFORMED);
+    }
+    if !headers.get("to").is_some_and(|to| raw_equals(to, channel)) {
+        return Err(codes::MESSAGE_CHANNEL);
+    }
+    if !groups_allow(groups, headers.get("groups")) {
         return Err(codes::MESSAGE_GROUP);
     }
     let encrypted = headers
         .get("encrypted")
         .is_some_and(|v| json::truthy(v.get()));
-    let mut out = Vec::new();
-    if encrypted {
-        let plain = top
-            .get("body")
-            .and_then(|b| json::as_str(b).map(|c| c.into_owned()))
-            .and_then(|hex| inner.cipher.decrypt_piece(hex.as_bytes()).ok().flatten())
-            .filter(|p| json::is_truthy_json(p))
-            .ok_or(codes::MESSAGE_DECRYPT)?;
-        if let Some(body) = top.get_mut("body") {
-            *body = serde_json::value::RawValue::from_string(plain)
-                .map_err(|_| codes::MESSAGE_DECRYPT)?;
-        }
+    if !encrypted {
+        // Every value was parsed from this line, so it is valid UTF-8 JSON as a whole.
+        return std::str::from_utf8(line)
+            .map(str::to_owned)
+            .map_err(|_| codes::MESSAGE_MALFORMED);
     }
-    encode_object(&mut out, &top);
-    String::from_utf8(out).map_err(|_| codes::MESSAGE_MALFORMED)
+    let plain = json::as_str(body)
+        .and_then(|hex| inner.cipher.decrypt_piece(hex.as_bytes()).ok().flatten())
+        .filter(|p| json::is_truthy_json(p))
+        .ok_or(codes::MESSAGE_DECRYPT)?;
+    // The body value is a slice of `line`: splice the plaintext in where the ciphertext was.
+    let start = (body.get().as_ptr() as usize)
+        .checked_sub(line.as_ptr() as usize)
+        .filter(|s| s + body.get().len() <= line.len())
+        .ok_or(codes::MESSAGE_MALFORMED)?;
+    let end = start + body.get().len();
+    let head = std::str::from_utf8(&line[..start]).map_err(|_| codes::MESSAGE_MALFORMED)?;
+    let tail = std::str::from_utf8(&line[end..]).map_err(|_| codes::MESSAGE_MALFORMED)?;
+    let mut out = String::with_capacity(head.len() + plain.len() + tail.len());
+    out.push_str(head);
+    out.push_str(&plain);
+    out.push_str(tail);
+    Ok(out)
 }
