@@ -9,7 +9,7 @@ const { closeOnce } = require('./closing')
 const { RicochetError, errorObject } = require('./errors')
 const { Request, Reply } = require('./request')
 const { validateConnect } = require('./connect-options')
-const { headersJson } = require('./headers')
+const { headersJson, quote } = require('./headers')
 const { traceClient } = require('./debug')
 
 const ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
@@ -54,7 +54,9 @@ class Client extends EventEmitter {
     this._pending = new Map()
     this._replies = new Set()
     this._offline = []
-    this._next = {}
+    this._next = { encrypt: undefined, timeout: undefined }
+    this._nextSet = false
+    this._q1 = this._q2 = this._q1Json = this._q2Json = undefined
     this._notHandled = null
     this._closeWaiters = []
     // Outgoing frames of one tick, handed to the native side in one call.
@@ -87,12 +89,14 @@ class Client extends EventEmitter {
   /** The next message or request goes out encrypted (the default). */
   encrypt () {
     this._next.encrypt = true
+    this._nextSet = true
     return this
   }
 
   /** The next message or request goes out with a plaintext body and `encrypted: false` (D2). */
   insecure () {
     this._next.encrypt = false
+    this._nextSet = true
     return this
   }
 
@@ -102,6 +106,7 @@ class Client extends EventEmitter {
       throw new RangeError(`ricochet: timeout must be a positive number of ms, got ${ms}`)
     }
     this._next.timeout = ms
+    this._nextSet = true
     return this
   }
 
@@ -139,13 +144,20 @@ class Client extends EventEmitter {
 
   /** Sends a one-way message. */
   message (channel, handle, body) {
-    const mods = this._take()
+    const encrypt = this._next.encrypt !== false
+    if (this._nextSet) this._resetNext()
+    if (typeof channel === 'string' && typeof handle === 'string') {
+      // The native side makes the id and headers of a message (see Client::send_batch).
+      this._send({ to: channel, handle, body, encrypt, request: undefined, headers: undefined })
+      return this
+    }
     const id = newId()
     this._send({
-      headers: { id, to: channel, type: 'message', handle, encrypted: mods.encrypt },
-      headersJson: headersJson(id, channel, 'message', handle, mods.encrypt),
+      headers: { id, to: channel, type: 'message', handle, encrypted: encrypt },
+      headersJson: headersJson(id, channel, 'message', handle, encrypt),
+      idJson: '"' + id + '"',
       body,
-      encrypt: mods.encrypt
+      encrypt
     })
     return this
   }
@@ -159,6 +171,7 @@ class Client extends EventEmitter {
     this._send({
       headers: { id, to: channel, type: 'request', handle, encrypted: mods.encrypt, timeout },
       headersJson: headersJson(id, channel, 'request', handle, mods.encrypt, timeout),
+      idJson: '"' + id + '"',
       body,
       encrypt: mods.encrypt,
       request: req
@@ -190,8 +203,27 @@ class Client extends EventEmitter {
 
   _take () {
     const mods = { encrypt: this._next.encrypt !== false, timeout: this._next.timeout }
-    this._next = {}
+    if (this._nextSet) this._resetNext()
     return mods
+  }
+
+  /** Forgets encrypt()/insecure()/timeout() once a send used them (in place: no garbage). */
+  _resetNext () {
+    this._next.encrypt = undefined
+    this._next.timeout = undefined
+    this._nextSet = false
+  }
+
+  /** JSON of a channel or handle name; the last two are remembered, as senders repeat them. */
+  _quoted (s) {
+    if (s === this._q1) return this._q1Json
+    if (s === this._q2) return this._q2Json
+    const json = quote(s)
+    this._q2 = this._q1
+    this._q2Json = this._q1Json
+    this._q1 = s
+    this._q1Json = json
+    return json
   }
 
   /** Sends now when ready, queues while (re)connecting, fails at once otherwise (D16). */
@@ -199,7 +231,7 @@ class Client extends EventEmitter {
     if (this._state === 'ready') return this._transmit(desc)
     if (this._state === 'connecting') {
       if (this._offline.length < this.config.maxQueue) {
-        if (desc.request) this._pending.set(desc.headers.id, desc.request)
+        if (desc.request) this._pending.set(desc.request.id, desc.request)
         this._offline.push(desc)
         return
       }
@@ -216,13 +248,17 @@ class Client extends EventEmitter {
     } catch (err) {
       return this._sendFailed(desc, 'client_send', { reason: err.message })
     }
-    const id = desc.headers.id
-    const idJson = typeof id === 'string' && ID_RE.test(id) ? '"' + id + '"' : JSON.stringify(String(id))
-    // One record per frame; JSON text never holds raw \0 or \x01 (see Client::send_batch).
-    this._batch += (desc.encrypt ? 'E' : 'P') + idJson + '\0' + (desc.headersJson || JSON.stringify(desc.headers)) + '\0' + bodyJson + '\x01'
+    if (desc.headers === undefined) {
+      this._batch += (desc.encrypt ? 'e' : 'p') + this._quoted(desc.to) + '\0' + this._quoted(desc.handle) + '\0' + bodyJson + '\x01'
+    } else {
+      const id = desc.headers.id
+      const idJson = desc.idJson || (typeof id === 'string' && ID_RE.test(id) ? '"' + id + '"' : JSON.stringify(String(id)))
+      // One record per frame; JSON text never holds raw \0 or \x01 (see Client::send_batch).
+      this._batch += (desc.encrypt ? 'E' : 'P') + idJson + '\0' + (desc.headersJson || JSON.stringify(desc.headers)) + '\0' + bodyJson + '\x01'
+    }
     this._batchDescs.push(desc)
     if (desc.request) {
-      this._pending.set(id, desc.request)
+      this._pending.set(desc.request.id, desc.request)
       desc.request._arm()
     }
     if (this._batch.length + this._nativeBuffered >= this.config.highWaterMark) this._needDrain = true
@@ -251,9 +287,11 @@ class Client extends EventEmitter {
   }
 
   _sendFailed (desc, code, extra) {
-    const err = errorObject(code, { message: desc.headers, ...extra })
+    // A message that never left has no id yet: give it one for the report.
+    const headers = desc.headers || { id: newId(), to: desc.to, type: 'message', handle: desc.handle, encrypted: desc.encrypt }
+    const err = errorObject(code, { message: headers, ...extra })
     if (desc.request) {
-      this._pending.delete(desc.headers.id)
+      this._pending.delete(desc.request.id)
       // request() has not returned yet when its send fails: fail on the next tick, so the
       // caller's listeners (or promise()) see it (D16).
       const req = desc.request

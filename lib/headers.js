@@ -6,9 +6,14 @@
 
 const PLAIN = /^[^"\\\u0000-\u001f\u2028\u2029]*$/
 
-/** JSON of a header value; strings without anything to escape are quoted directly. */
+/** JSON of a string, quoted directly when nothing in it needs escaping. */
+function quote (s) {
+  return PLAIN.test(s) ? '"' + s + '"' : JSON.stringify(s)
+}
+
+/** JSON of a header value. */
 function value (v) {
-  return typeof v === 'string' && PLAIN.test(v) ? '"' + v + '"' : JSON.stringify(v)
+  return typeof v === 'string' ? quote(v) : JSON.stringify(v)
 }
 
 /**
@@ -23,4 +28,4 @@ function headersJson (id, to, type, handle, encrypted, timeout) {
   return s + '}'
 }
 
-module.exports = { headersJson }
+module.exports = { headersJson, quote }

@@ -1,5 +1,6 @@
 //! Small socket and process helpers shared by the server, the client and the binding.
 
+use rand::distributions::{Alphanumeric, DistString};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -45,4 +46,9 @@ pub fn now_ms() -> i64 {
 /// queues stay valid: every critical section leaves them consistent).
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A 32-character `[A-Za-z0-9]` frame id from a CSPRNG (the original used `Math.random`, D15).
+pub fn new_id() -> String {
+    Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
 }

@@ -18,6 +18,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -166,10 +167,15 @@ impl Client {
         Ok(())
     }
 
-    /// Sends a batch of records built by `lib/client.js`, each
-    /// `<E|P><id as JSON string>\0<headers JSON>\0<body JSON>\x01` (JSON text never contains raw
-    /// control characters, so the separators are unambiguous). All frames go to the writer as
-    /// one buffer. Returns the index and error of every record that was not sent.
+    /// Sends a batch of records built by `lib/client.js`, each one of
+    /// - `<E|P><id as JSON string>\0<headers JSON>\0<body JSON>\x01`: a frame whose headers JS
+    ///   built (requests, replies, unusual header values), encrypted for `E`;
+    /// - `<e|p><to JSON>\0<handle JSON>\0<body JSON>\x01`: a one-way message whose id (from a
+    ///   CSPRNG, D15) and headers are made here, which saves the sending JS thread both.
+    ///
+    /// JSON text never contains raw control characters, so the separators are unambiguous. All
+    /// frames go to the writer as one buffer. Returns the index and error of every record that
+    /// was not sent.
     pub fn send_batch(&self, batch: &[u8]) -> Vec<(usize, SendError)> {
         let mut failed = Vec::new();
         let mut out = Vec::with_capacity(batch.len() * 2 + 64);
@@ -183,7 +189,7 @@ impl Client {
             count = i + 1;
             let mark = out.len();
             let Some(res) = parse_record(record).map(|(encrypt, id, headers, body)| {
-                self.build_frame(headers, body, encrypt, &id, &mut out)
+                self.build_frame(&headers, body, encrypt, &id, &mut out)
             }) else {
                 failed.push((i, SendError::TooLarge));
                 continue;
@@ -248,17 +254,44 @@ fn err_payload(e: &std::io::Error) -> String {
 }
 
 /// One `send_batch` record: (encrypt, id, headers JSON, body JSON).
-type Record<'a> = (bool, Vec<u8>, &'a [u8], &'a [u8]);
+type Record<'a> = (bool, Vec<u8>, Cow<'a, [u8]>, &'a [u8]);
 
-/// Splits one `send_batch` record.
+/// Splits one `send_batch` record; for a message record, makes its id and headers.
 fn parse_record(record: &[u8]) -> Option<Record<'_>> {
     let (flag, rest) = record.split_first()?;
     let mut parts = rest.splitn(3, |b| *b == 0);
-    let id_json = parts.next()?;
-    let headers = parts.next()?;
+    let first = parts.next()?;
+    let second = parts.next()?;
     let body = parts.next()?;
-    let id: std::borrow::Cow<'_, str> = serde_json::from_slice(id_json).ok()?;
-    Some((*flag == b'E', id.as_bytes().to_vec(), headers, body))
+    match flag {
+        b'E' | b'P' => {
+            let id: Cow<'_, str> = serde_json::from_slice(first).ok()?;
+            Some((
+                *flag == b'E',
+                id.as_bytes().to_vec(),
+                Cow::Borrowed(second),
+                body,
+            ))
+        }
+        b'e' | b'p' => {
+            let encrypt = *flag == b'e';
+            let id = crate::net::new_id().into_bytes();
+            let mut headers = Vec::with_capacity(first.len() + second.len() + 96);
+            headers.extend_from_slice(b"{\"id\":\"");
+            headers.extend_from_slice(&id);
+            headers.extend_from_slice(b"\",\"to\":");
+            headers.extend_from_slice(first);
+            headers.extend_from_slice(b",\"type\":\"message\",\"handle\":");
+            headers.extend_from_slice(second);
+            headers.extend_from_slice(if encrypt {
+                b",\"encrypted\":true}"
+            } else {
+                b",\"encrypted\":false}"
+            });
+            Some((encrypt, id, Cow::Owned(headers), body))
+        }
+        _ => None,
+    }
 }
 
 /// The auth frame of §3.1: `{"publicKey":…,"authKey":<hex>,"authStamp":<hex>}`.

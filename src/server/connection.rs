@@ -7,6 +7,7 @@ use super::events::{raw_ref, Payload};
 use super::registry::{Authed, Conn};
 use super::{router, Shared};
 use crate::codes::{self, Code};
+use crate::net::new_id;
 use crate::net::{io_code, now_ms};
 use crate::wire::frame::trim_line;
 use crate::wire::frame::{FrameError, LineCodec};
@@ -15,7 +16,6 @@ use crate::wire::outbound::Outbound;
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use md5::{Digest, Md5};
-use rand::distributions::{Alphanumeric, DistString};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -32,11 +32,6 @@ const READ_BUFFER: usize = 2 * 1024;
 /// Frames a client may send ahead of its auth reply; beyond this the server stops reading
 /// until the auth callback answers.
 const MAX_EARLY_FRAMES: usize = 64;
-
-/// A 32-character `[A-Za-z0-9]` id from a CSPRNG (the original used `Math.random`, D15).
-pub(crate) fn new_id() -> String {
-    Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
-}
 
 /// Accepts connections until shutdown.
 pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {

@@ -1,0 +1,118 @@
+'use strict'
+
+// The bytes a client writes for message(), request() and their failures: header key order and
+// JSON exactly as ricochet.js 0.3.x writes them (JSON.stringify of {id, to, type, handle,
+// encrypted[, timeout]}), a fresh 32-character id per frame, the body encrypted with the id as
+// pad. A raw TCP server plays the server side and keeps every line.
+
+const net = require('node:net')
+const { Client } = require('..')
+const { clearTimers, nextEvent, until } = require('./helpers/waiting')
+const { PARTIES } = require('./helpers/server')
+const { decryptRaw, DELIM } = require('./helpers/wire')
+
+const HOST = '127.0.0.1'
+const ALPHA = PARTIES.alpha
+const ID = /^[A-Za-z0-9]{32}$/
+
+let cleanups = []
+afterEach(async () => {
+  const list = cleanups
+  cleanups = []
+  for (const fn of list.reverse()) await fn()
+  clearTimers()
+})
+
+/** A ready client of alpha and the frames (after the auth frame) its server received. */
+async function capturingClient (config = {}) {
+  const sockets = new Set()
+  const lines = []
+  const srv = net.createServer((sock) => {
+    sockets.add(sock)
+    sock.on('error', () => {})
+    sock.on('close', () => sockets.delete(sock))
+    let buf = ''
+    let authed = false
+    sock.on('data', (d) => {
+      buf += d
+      let at
+      while ((at = buf.indexOf('\n')) !== -1) {
+        const line = buf.slice(0, at)
+        buf = buf.slice(at + 1)
+        if (!authed) {
+          authed = true
+          sock.write(JSON.stringify({ auth: true, channel: 'alpha', groups: ['g1'] }) + '\n')
+        } else lines.push(line)
+      }
+    })
+  })
+  await new Promise((resolve) => srv.listen(0, HOST, resolve))
+  cleanups.push(() => new Promise((resolve) => {
+    for (const s of sockets) s.destroy()
+    srv.close(() => resolve())
+  }))
+  const c = new Client({ timeouts: { reconnect: 5000 }, ...config })
+  cleanups.push(() => c.close())
+  const ready = nextEvent(c, 'ready')
+  c.connect({ host: HOST, port: srv.address().port, publicKey: ALPHA.publicKey, privateKey: ALPHA.privateKey, authKey: ALPHA.authKey })
+  await ready
+  return { c, lines }
+}
+
+describe('frames a client writes', () => {
+  test('message() headers are JSON.stringify({id, to, type, handle, encrypted}) with a fresh id, awkward names escaped', async () => {
+    const { c, lines } = await capturingClient()
+    const names = [['beta', 'chat.hello'], ['be"ta\n', 'ch\u2028at\\'], ['ünï', 'ü'], ['beta', 'chat.hello']]
+    for (const [to, handle] of names) c.insecure().message(to, handle, { to })
+    await until(() => lines.length === names.length, 3000, 'all frames')
+    const ids = new Set()
+    lines.forEach((line, i) => {
+      const [to, handle] = names[i]
+      const frame = JSON.parse(line)
+      expect(frame.headers.id).toMatch(ID)
+      ids.add(frame.headers.id)
+      const expected = JSON.stringify({ id: frame.headers.id, to, type: 'message', handle, encrypted: false })
+      expect(line).toBe(`{"headers":${expected},"body":${JSON.stringify({ to })}}`)
+    })
+    expect(ids.size).toBe(names.length)
+  })
+
+  test('an encrypted message() carries its body encrypted with its own id as the pad', async () => {
+    const { c, lines } = await capturingClient()
+    c.message('beta', 'chat.hello', { secret: 'x'.repeat(40) })
+    await until(() => lines.length === 1, 3000, 'one frame')
+    const frame = JSON.parse(lines[0])
+    expect(Object.keys(frame.headers)).toEqual(['id', 'to', 'type', 'handle', 'encrypted'])
+    expect(frame.headers.encrypted).toBe(true)
+    expect(decryptRaw(ALPHA.privateKey, frame.body)).toBe(JSON.stringify({ secret: 'x'.repeat(40) }) + DELIM + frame.headers.id)
+  })
+
+  test('request() headers add the timeout and keep the id the request reports', async () => {
+    const { c, lines } = await capturingClient()
+    const req = c.insecure().timeout(1234).request('beta', 'job.run', [1])
+    req.on('error', () => {})
+    await until(() => lines.length === 1, 3000, 'one frame')
+    const frame = JSON.parse(lines[0])
+    expect(frame.headers.id).toBe(req.id)
+    expect(lines[0]).toBe(`{"headers":${JSON.stringify({ id: req.id, to: 'beta', type: 'request', handle: 'job.run', encrypted: false, timeout: 1234 })},"body":[1]}`)
+  })
+
+  test('a message with a non-string channel is written with the headers JSON.stringify gives', async () => {
+    const { c, lines } = await capturingClient()
+    c.insecure().message(42, 'chat.x', 1)
+    await until(() => lines.length === 1, 3000, 'one frame')
+    const frame = JSON.parse(lines[0])
+    expect(lines[0]).toBe(`{"headers":${JSON.stringify({ id: frame.headers.id, to: 42, type: 'message', handle: 'chat.x', encrypted: false })},"body":1}`)
+  })
+
+  test('a message too large to send gives sendError message_toolarge with its headers and an id', async () => {
+    const { c } = await capturingClient({ maxMessageSize: 4096 })
+    const errors = []
+    c.on('sendError', (e) => errors.push(e))
+    c.message('beta', 'chat.big', 'x'.repeat(5000))
+    await until(() => errors.length === 1, 3000, 'sendError')
+    expect(errors[0].code).toBe('ricochet.message_toolarge')
+    expect(errors[0].message).toMatchObject({ to: 'beta', handle: 'chat.big', type: 'message', encrypted: true })
+    expect(errors[0].message.id).toMatch(ID)
+  })
+})
