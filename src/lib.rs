@@ -23,4 +23,5 @@ pub mod wire;
 #[doc(hidden)]
 pub mod fuzzing;
 
+#[cfg(feature = "node")]
 mod binding;
