@@ -59,7 +59,9 @@ pub fn write(args: std::fmt::Arguments<'_>) {
     let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
 }
 
-fn iso8601(d: std::time::Duration) -> String {
+/// A time since the Unix epoch as ISO 8601 UTC with milliseconds (`2023-11-14T22:13:20.123Z`),
+/// the format of JavaScript's `Date#toISOString`.
+pub fn iso8601(d: std::time::Duration) -> String {
     let secs = d.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
