@@ -127,3 +127,14 @@ describe('frames a ready client refuses', () => {
     expect(got.messages[0].body).toBe('fine')
   })
 })
+
+describe('bursts', () => {
+  test('a burst of 5,000 frames (many batches into JS) arrives complete and in order', async () => {
+    const lines = []
+    for (let i = 0; i < 5000; i++) lines.push(frame({ id: `b${i}` }, { i, pad: 'p'.repeat(300) }))
+    const got = await clientReceiving(lines)
+    await until(() => got.messages.length === 5000, 10000, 'all 5,000 messages')
+    expect(got.messages.every((m, i) => m.body.i === i)).toBe(true)
+    expect(got.errors).toEqual([])
+  })
+})

@@ -1,6 +1,6 @@
 //! Small socket and process helpers shared by the server, the client and the binding.
 
-use rand::distributions::{Alphanumeric, DistString};
+use rand::RngCore;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -49,6 +49,43 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A 32-character `[A-Za-z0-9]` frame id from a CSPRNG (the original used `Math.random`, D15).
+///
+/// Random bytes are drawn in one block and mapped without modulo bias (bytes of 248 and up are
+/// skipped, 248 being 4 × 62): a client makes one per message, and drawing a word per character
+/// showed up in the sender's profile.
 pub fn new_id() -> String {
-    Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
+    const CHARS: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    let mut id = String::with_capacity(32);
+    let mut block = [0u8; 40];
+    while id.len() < 32 {
+        rng.fill_bytes(&mut block);
+        for b in block.iter().filter(|b| **b < 248).take(32 - id.len()) {
+            id.push(CHARS[usize::from(*b % 62)] as char);
+        }
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_id;
+
+    #[test]
+    fn ids_are_32_alphanumerics_and_differ() {
+        let a = new_id();
+        let b = new_id();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn every_character_of_the_alphabet_occurs() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            seen.extend(new_id().bytes());
+        }
+        assert_eq!(seen.len(), 62);
+    }
 }
