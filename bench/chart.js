@@ -8,7 +8,7 @@ const PANELS = [
   { workload: 'W2', metric: 'rps', title: 'W2 req/reply, 1 in flight (rt/s)' },
   { workload: 'W3', metric: 'rps', title: 'W3 req/reply, 64 in flight (rt/s)' }
 ]
-const COLORS = { 'ricochet-enc': '#2b6cb0', 'ricochet-plain': '#63b3ed', 'ricochet-cluster': '#805ad5', nats: '#38a169', raw: '#a0aec0' }
+const COLORS = { 'ricochet-enc': '#2b6cb0', 'ricochet-plain': '#63b3ed', 'ricochet-native': '#dd6b20', 'ricochet-cluster': '#805ad5', nats: '#38a169', raw: '#a0aec0' }
 
 function esc (s) {
   return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')

@@ -20,7 +20,7 @@ const ROWS = [
   ['W3', 'peakRssMB', 'W3 server peak RSS (MiB)', 1],
   ['W3', 'cpuPerMsgUs', 'W3 server CPU per routed msg (µs)', 2]
 ]
-const RATIOS = [['ricochet-plain', 'nats'], ['ricochet-plain', 'raw'], ['ricochet-enc', 'raw']]
+const RATIOS = [['ricochet-plain', 'nats'], ['ricochet-plain', 'raw'], ['ricochet-enc', 'raw'], ['ricochet-native', 'ricochet-plain']]
 
 function median (xs) {
   const s = [...xs].sort((a, b) => a - b)
@@ -78,7 +78,7 @@ function table (agg, systems) {
 }
 
 function short (id) {
-  return { 'ricochet-enc': 'ric-enc', 'ricochet-plain': 'ric-plain' }[id] || id
+  return { 'ricochet-enc': 'ric-enc', 'ricochet-plain': 'ric-plain', 'ricochet-native': 'ric-native' }[id] || id
 }
 
 /** Errors and anomalies (loss, reordering, failed requests, client-side errors) as lines. */

@@ -16,6 +16,8 @@ const fs = require('node:fs')
 const SYSTEMS = [
   { id: 'ricochet-enc', label: 'ricochet enc', adapter: 'ricochet', plain: false },
   { id: 'ricochet-plain', label: 'ricochet plain', adapter: 'ricochet', plain: true },
+  // The same core as a native daemon (ricochetd, no Node), plaintext like ricochet-plain.
+  { id: 'ricochet-native', label: 'ricochet native', adapter: 'ricochet-native', plain: true },
   // Two ricochet nodes joined over a nats-server; sender on edge-1, receiver on edge-2.
   { id: 'ricochet-cluster', label: 'ricochet cluster', adapter: 'ricochet-cluster', plain: true },
   { id: 'nats', label: 'nats', adapter: 'nats' },

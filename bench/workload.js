@@ -6,7 +6,8 @@
 // A system's startServer() may return `procs` ([{name, child, pid, role: 'server'|'broker'}])
 // for several server processes (ricochet-cluster): CPU is summed and peak RSS is the max over
 // the 'server' ones, 'broker' CPU is reported separately; `receiverPort` sends the receiver
-// to another server than the sender.
+// to another server than the sender. A server that is not a forked Node process gives its
+// counters through `stats()` (ricochet-native) instead of answering {type:'stats'} over IPC.
 const path = require('node:path')
 const { forkNode, waitMsg, stop, askStats, describeExit } = require('./harness')
 const { cpuMicros, memKiB } = require('./proc')
@@ -89,7 +90,7 @@ async function drive (system, wl, res, procs) {
   const rss = measured.map((p) => memKiB(p.pid, 'VmHWM') / 1024)
   res.peakRssMB = Math.max(...rss)
   if (!server.procs) {
-    res.serverStats = await askStats(server.child)
+    res.serverStats = server.stats ? await server.stats() : await askStats(server.child)
     return
   }
   res.serverProcs = measured.length
