@@ -15,7 +15,6 @@ use crate::wire::message::{parse_line, Fields, Parsed};
 use crate::wire::outbound::Outbound;
 use crate::wire::seal::{Encryption, Seal};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -443,7 +442,7 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
                 end.had_error = true;
                 break;
             }
-            n = framed.next() => n,
+            n = crate::wire::frame::next_line(&mut framed, READ_BUFFER) => n,
         };
         let line = match next {
             None => {

@@ -14,7 +14,7 @@ use crate::wire::frame::{FrameError, LineCodec};
 use crate::wire::message::{parse_line, Envelope, EnvelopeError, Parsed, RawObject};
 use crate::wire::outbound::Outbound;
 use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use md5::{Digest, Md5};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -226,7 +226,7 @@ async fn next_line(
         biased;
         _ = conn.kill.cancelled() => return Err(End::Killed),
         _ = sleep_or_never(idle) => return Err(End::Idle),
-        n = framed.next() => n,
+        n = crate::wire::frame::next_line(framed, READ_BUFFER) => n,
     };
     match next {
         None => Err(End::Eof),
