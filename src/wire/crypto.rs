@@ -42,6 +42,7 @@ const DELIM_STR: &str = "\"{ENCRYPT}\"";
 const DELIM_ESCAPED: &[u8] = b"\"\\u007bENCRYPT}";
 
 /// Lowercase hex digits.
+#[cfg(test)]
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// Why a payload could not be encrypted or decrypted.
@@ -154,22 +155,21 @@ impl Cipher {
         let start = out.len();
         out.resize(start + 2 * n, 0);
         let region = &mut out[start..];
-        // Build the plaintext in the upper half of the hex region, encrypt it in place,
-        // then expand it to hex front to back: writing positions 2i and 2i+1 never
-        // overtakes the unread bytes at n+j (j > i).
-        {
-            let (_, upper) = region.split_at_mut(n);
-            let (d, rest) = upper.split_at_mut(data.len());
-            d.copy_from_slice(data);
-            let (m, p) = rest.split_at_mut(DELIM.len());
-            m.copy_from_slice(DELIM);
-            p.copy_from_slice(pad);
-            self.xts.encrypt_sector(upper, self.iv);
-        }
-        for i in 0..n {
-            let b = region[n + i];
-            region[2 * i] = HEX_DIGITS[usize::from(b >> 4)];
-            region[2 * i + 1] = HEX_DIGITS[usize::from(b & 0x0f)];
+        // Build the plaintext in the upper half of the hex region and encrypt it in place; the
+        // SIMD hex encoder needs its input apart from its output, so the ciphertext is copied
+        // out first (a memcpy is far cheaper than a scalar hex loop).
+        let (_, upper) = region.split_at_mut(n);
+        let (d, rest) = upper.split_at_mut(data.len());
+        d.copy_from_slice(data);
+        let (m, p) = rest.split_at_mut(DELIM.len());
+        m.copy_from_slice(DELIM);
+        p.copy_from_slice(pad);
+        self.xts.encrypt_sector(upper, self.iv);
+        let sealed = upper.to_vec();
+        if faster_hex::hex_encode(&sealed, region).is_err() {
+            // Unreachable (the region is exactly twice the input); leave `out` as it was.
+            out.truncate(start);
+            return Err(CryptoError::TooLong);
         }
         Ok(())
     }
@@ -182,12 +182,16 @@ impl Cipher {
         if utf16_len_is_odd(hex) {
             return Err(CryptoError::OddHex);
         }
-        // One pass: decode pairs until the first one that is not hex (Node stops there).
-        let mut buf: Vec<u8> = Vec::with_capacity(hex.len() / 2);
-        for p in hex.chunks_exact(2) {
-            match (hex_val(p[0]), hex_val(p[1])) {
-                (Some(h), Some(l)) => buf.push((h << 4) | l),
-                _ => break,
+        // All hex (the normal case): SIMD decode. Otherwise decode pairs until the first one
+        // that is not hex, where Node stops.
+        let mut buf = vec![0u8; hex.len() / 2];
+        if hex.len() % 2 == 1 || faster_hex::hex_decode(hex, &mut buf).is_err() {
+            buf.clear();
+            for p in hex.chunks_exact(2) {
+                match (hex_val(p[0]), hex_val(p[1])) {
+                    (Some(h), Some(l)) => buf.push((h << 4) | l),
+                    _ => break,
+                }
             }
         }
         check_len(buf.len())?;
@@ -266,7 +270,7 @@ pub fn js_trim(s: &str) -> &str {
 pub fn receiver_piece(plaintext: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(plaintext);
     let trimmed = js_trim(&text);
-    let piece = match trimmed.rfind(DELIM_STR) {
+    let piece = match rfind_delim(trimmed) {
         Some(i) => &trimmed[..i],
         None => trimmed,
     };
@@ -281,7 +285,7 @@ pub fn receiver_piece_owned(plaintext: Vec<u8>) -> Option<String> {
             let (start, end) = {
                 let trimmed = js_trim(&text);
                 let start = trimmed.as_ptr() as usize - text.as_ptr() as usize;
-                let piece_len = trimmed.rfind(DELIM_STR).unwrap_or(trimmed.len());
+                let piece_len = rfind_delim(trimmed).unwrap_or(trimmed.len());
                 (start, start + piece_len)
             };
             if start == end {
@@ -309,7 +313,7 @@ pub fn receiver_piece_first(plaintext: &[u8]) -> Option<String> {
 /// D10: the authKey check compares the piece BEFORE trimming: lossy UTF-8, split at the last DELIM, no trim; also returns the tail after that DELIM (D1: the server checks it equals the authStamp hex). None if no DELIM.
 pub fn split_untrimmed(plaintext: &[u8]) -> Option<(String, String)> {
     let text = String::from_utf8_lossy(plaintext);
-    let i = text.rfind(DELIM_STR)?;
+    let i = rfind_delim(&text)?;
     let before = &text[..i];
     let after = &text[i + DELIM_STR.len()..];
     Some((before.to_owned(), after.to_owned()))
@@ -338,9 +342,26 @@ pub fn escape_delimiter(json: &[u8]) -> Cow<'_, [u8]> {
     Cow::Owned(out)
 }
 
-/// Position of the first occurrence of `needle` in `haystack`.
+/// Position of the first occurrence of [`DELIM`] in `haystack`.
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    debug_assert_eq!(needle, DELIM);
+    delim_finder().find(haystack)
+}
+
+/// Position of the last occurrence of [`DELIM`] in `haystack`.
+fn rfind_delim(haystack: &str) -> Option<usize> {
+    delim_finder_rev().rfind(haystack.as_bytes())
+}
+
+// Built once: constructing a substring searcher per body showed up in the server's profile.
+fn delim_finder() -> &'static memchr::memmem::Finder<'static> {
+    static F: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    F.get_or_init(|| memchr::memmem::Finder::new(DELIM))
+}
+
+fn delim_finder_rev() -> &'static memchr::memmem::FinderRev<'static> {
+    static F: std::sync::OnceLock<memchr::memmem::FinderRev<'static>> = std::sync::OnceLock::new();
+    F.get_or_init(|| memchr::memmem::FinderRev::new(DELIM))
 }
 
 #[cfg(test)]

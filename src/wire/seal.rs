@@ -6,7 +6,7 @@
 //! (auth checks, the receiver split, delimiter escaping) is shared. GCM's wire form is the hex of
 //! nonce (12 bytes) ‖ ciphertext ‖ tag (16 bytes).
 
-use super::crypto::{receiver_piece, Cipher, CryptoError, MAX_PLAINTEXT, PAD16};
+use super::crypto::{receiver_piece_owned, Cipher, CryptoError, MAX_PLAINTEXT, PAD16};
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
@@ -124,7 +124,7 @@ impl Seal {
 
     /// Decrypts a body and applies the receiver split (§2.6 with the D6 fix).
     pub fn decrypt_piece(&self, hex: &[u8]) -> Result<Option<String>, CryptoError> {
-        self.decrypt_hex(hex).map(|pt| receiver_piece(&pt))
+        self.decrypt_hex(hex).map(receiver_piece_owned)
     }
 }
 
