@@ -11,7 +11,7 @@ use crate::server::{Event, EventSink};
 use crate::wire::crypto;
 use crate::wire::frame::{FrameError, LineCodec};
 use crate::wire::json;
-use crate::wire::message::{parse_line, Fields, Parsed};
+use crate::wire::message::{parse_line, Frame, Headers, Parsed};
 use crate::wire::outbound::Outbound;
 use crate::wire::seal::{Encryption, Seal};
 use bytes::Bytes;
@@ -465,12 +465,12 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
         if let Some((channel, groups)) = &me {
             // The hot path: fields borrowed from the line, which goes to JS as it came (or
             // with the decrypted body spliced in); nothing is re-encoded.
-            match serde_json::from_slice::<Fields<'_>>(trimmed) {
-                Ok(top) => match check_incoming(inner, &top, trimmed, channel, groups) {
+            match Frame::parse(trimmed) {
+                Some(frame) => match check_incoming(inner, &frame, trimmed, channel, groups) {
                     Ok(frame) => inner.emit("frame", frame),
                     Err(code) => receive_error(inner, code, &lossy(trimmed)),
                 },
-                Err(_) => not_an_object(inner, trimmed),
+                None => not_an_object(inner, trimmed),
             }
             continue;
         }
@@ -606,16 +606,15 @@ fn groups_allow(mine: &Value, theirs: Option<&RawValue>) -> bool {
 /// the decrypted body spliced in place of the ciphertext.
 fn check_incoming(
     inner: &Inner,
-    top: &Fields<'_>,
+    frame: &Frame<'_>,
     line: &[u8],
     channel: &Value,
     groups: &Value,
 ) -> Result<String, Code> {
-    let headers: Fields<'_> = top
-        .get("headers")
-        .and_then(|h| serde_json::from_str(h.get()).ok())
-        .ok_or(codes::MESSAGE_MALFORMED)?;
-    let body = top.get("body").ok_or(codes::MESSAGE_MALFORMED)?;
+    let Headers::Object(headers) = &frame.headers else {
+        return Err(codes::MESSAGE_MALFORMED);
+    };
+    let body = frame.top.get("body").ok_or(codes::MESSAGE_MALFORMED)?;
     if !["to", "from", "id", "type"]
         .iter()
         .all(|k| headers.contains(k))

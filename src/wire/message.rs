@@ -79,6 +79,23 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
     }
 }
 
+/// Collects an object's entries; a duplicate key keeps its first position and its last value.
+fn collect<'de, M: serde::de::MapAccess<'de>>(mut map: M) -> Result<Fields<'de>, M::Error> {
+    let mut out: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(8);
+    while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+        let v: &'de RawValue = map.next_value()?;
+        put(&mut out, k, v);
+    }
+    Ok(Fields(out))
+}
+
+fn put<'de>(out: &mut Vec<(Cow<'de, str>, &'de RawValue)>, k: Cow<'de, str>, v: &'de RawValue) {
+    match out.iter_mut().find(|(ek, _)| *ek == k) {
+        Some(slot) => slot.1 = v,
+        None => out.push((k, v)),
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for Fields<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -89,17 +106,127 @@ impl<'de> serde::Deserialize<'de> for Fields<'de> {
             }
             fn visit_map<M: serde::de::MapAccess<'de>>(
                 self,
-                mut map: M,
+                map: M,
             ) -> Result<Fields<'de>, M::Error> {
-                let mut out: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(8);
+                collect(map)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// What a frame's `headers` key held.
+#[derive(Debug, Default)]
+pub enum Headers<'a> {
+    /// No `headers` key.
+    #[default]
+    Missing,
+    /// A value that is not an object.
+    NotObject,
+    /// An object.
+    Object(Fields<'a>),
+}
+
+/// A received line parsed in one pass: its top-level fields (raw values borrowed from the line)
+/// and its `headers` object's fields. Parsing the headers while the line is read, instead of
+/// taking them raw and parsing them again, saves a second scan per frame on every hop.
+#[derive(Debug)]
+pub struct Frame<'a> {
+    /// Top-level keys; the entry of `headers` holds a placeholder, use [`Frame::headers`].
+    pub top: Fields<'a>,
+    /// The `headers` value.
+    pub headers: Headers<'a>,
+}
+
+impl<'a> Frame<'a> {
+    /// Parses a line that must be one JSON object; `None` when it is not (classify it with
+    /// [`parse_line`]). UTF-8 is checked once for the whole line, not per value.
+    pub fn parse(line: &'a [u8]) -> Option<Frame<'a>> {
+        let text = std::str::from_utf8(line).ok()?;
+        serde_json::from_str(text).ok()
+    }
+}
+
+/// Stands in for the raw `headers` value in [`Frame::top`].
+fn headers_placeholder() -> &'static RawValue {
+    static P: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
+    P.get_or_init(|| RawValue::from_string("{}".to_string()).unwrap_or_default())
+}
+
+/// The `headers` value: an object's fields, or anything else consumed and noted.
+struct HeadersValue<'a>(Headers<'a>);
+
+impl<'de> serde::Deserialize<'de> for HeadersValue<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = HeadersValue<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                map: M,
+            ) -> Result<Self::Value, M::Error> {
+                Ok(HeadersValue(Headers::Object(collect(map)?)))
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: S,
+            ) -> Result<Self::Value, S::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(HeadersValue(Headers::NotObject))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(HeadersValue(Headers::NotObject))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(HeadersValue(Headers::NotObject))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(HeadersValue(Headers::NotObject))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(HeadersValue(Headers::NotObject))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(HeadersValue(Headers::NotObject))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(HeadersValue(Headers::NotObject))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Frame<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Frame<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Frame<'de>, M::Error> {
+                let mut top: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(4);
+                let mut headers = Headers::Missing;
                 while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-                    let v: &'de RawValue = map.next_value()?;
-                    match out.iter_mut().find(|(ek, _)| *ek == k) {
-                        Some(slot) => slot.1 = v,
-                        None => out.push((k, v)),
+                    if k == "headers" {
+                        headers = map.next_value::<HeadersValue<'de>>()?.0;
+                        put(&mut top, k, headers_placeholder());
+                    } else {
+                        let v: &'de RawValue = map.next_value()?;
+                        put(&mut top, k, v);
                     }
                 }
-                Ok(Fields(out))
+                Ok(Frame {
+                    top: Fields(top),
+                    headers,
+                })
             }
         }
         d.deserialize_map(V)
@@ -128,13 +255,12 @@ impl<'a> Envelope<'a> {
     /// Parses a line and checks the shape of §4.3 step 2 plus the D12 (`body` required) and D14
     /// (non-empty string `handle`) fixes.
     pub fn parse(line: &'a [u8]) -> Result<Envelope<'a>, EnvelopeError> {
-        let top: Fields<'a> =
-            serde_json::from_slice(line).map_err(|_| EnvelopeError::NotAnObject)?;
-        let headers_raw = top
-            .get("headers")
-            .ok_or(EnvelopeError::Malformed("frame has no headers"))?;
-        let headers: Fields<'a> = serde_json::from_str(headers_raw.get())
-            .map_err(|_| EnvelopeError::Malformed("headers is not an object"))?;
+        let Frame { top, headers } = Frame::parse(line).ok_or(EnvelopeError::NotAnObject)?;
+        let headers = match headers {
+            Headers::Object(h) => h,
+            Headers::Missing => return Err(EnvelopeError::Malformed("frame has no headers")),
+            Headers::NotObject => return Err(EnvelopeError::Malformed("headers is not an object")),
+        };
         for (key, why) in [
             ("id", "headers.id is missing"),
             ("type", "headers.type is missing"),
@@ -350,5 +476,44 @@ mod tests {
         assert!(env(r#"{"headers":{"to":"b","type":"message","handle":"h"},"body":1}"#).is_err());
         assert!(env(r#"{"headers":5,"body":1}"#).is_err());
         assert!(env(r#"{"body":1}"#).is_err());
+    }
+
+    #[test]
+    fn frames_parse_headers_in_the_same_pass_whatever_they_hold() {
+        let f = Frame::parse(br#"{"a":1,"headers":{"t\u006f":"x","to":"y"},"body":[1]}"#)
+            .expect("object");
+        let Headers::Object(h) = &f.headers else {
+            panic!("headers should be an object")
+        };
+        assert_eq!(h.get("to").map(RawValue::get), Some("\"y\""));
+        assert_eq!(f.top.get("body").map(RawValue::get), Some("[1]"));
+        assert!(f.top.contains("headers"));
+        for (line, missing) in [
+            (r#"{"headers":[1,{"a":2}],"body":1}"#, false),
+            (r#"{"headers":"h","body":1}"#, false),
+            (r#"{"headers":null,"body":1}"#, false),
+            (r#"{"headers":-1.5e3,"body":1}"#, false),
+            (r#"{"body":1}"#, true),
+        ] {
+            let f = Frame::parse(line.as_bytes()).expect("object");
+            match (&f.headers, missing) {
+                (Headers::Missing, true) | (Headers::NotObject, false) => {}
+                (other, _) => panic!("{line}: {other:?}"),
+            }
+        }
+        // The last of duplicate headers wins, as with JSON.parse.
+        let f = Frame::parse(br#"{"headers":{"to":"a"},"headers":{"to":"b"}}"#).expect("object");
+        let Headers::Object(h) = &f.headers else {
+            panic!("headers should be an object")
+        };
+        assert_eq!(h.get("to").map(RawValue::get), Some("\"b\""));
+        for bad in [
+            &b"[1]"[..],
+            b"{\"headers\":{\"a\":}}",
+            b"{\"a\":\"\xff\"}",
+            b"{} x",
+        ] {
+            assert!(Frame::parse(bad).is_none());
+        }
     }
 }
