@@ -24,7 +24,7 @@ afterEach(async () => {
 })
 
 /** A ready client of alpha and the frames (after the auth frame) its server received. */
-async function capturingClient (config = {}) {
+async function capturingClient (config = {}, afterAuth = []) {
   const sockets = new Set()
   const lines = []
   const srv = net.createServer((sock) => {
@@ -42,6 +42,7 @@ async function capturingClient (config = {}) {
         if (!authed) {
           authed = true
           sock.write(JSON.stringify({ auth: true, channel: 'alpha', groups: ['g1'] }) + '\n')
+          for (const l of afterAuth) sock.write(l + '\n')
         } else lines.push(line)
       }
     })
@@ -114,5 +115,22 @@ describe('frames a client writes', () => {
     expect(errors[0].code).toBe('ricochet.message_toolarge')
     expect(errors[0].message).toMatchObject({ to: 'beta', handle: 'chat.big', type: 'message', encrypted: true })
     expect(errors[0].message.id).toMatch(ID)
+  })
+
+  test('replies carry JSON.stringify({id, to, type, handle, encrypted, status}) headers, odd values included', async () => {
+    const request = (headers) => JSON.stringify({ headers: { to: 'alpha', type: 'request', groups: ['g1'], encrypted: false, ...headers }, body: { q: 1 } })
+    const { c, lines } = await capturingClient({}, [
+      request({ id: 'r1', from: 'beta', handle: 'job.run' }),
+      request({ id: 'r2', from: 'be"ta\u2028', handle: 'job.ü' }),
+      request({ id: 7, from: 5, handle: 'job.run' })
+    ])
+    c.handle('job.*', (body, reply) => reply.emit('response', null, { ok: body.q }))
+    await until(() => lines.length === 3, 3000, 'three replies')
+    const expected = [['r1', 'beta', 'job.run'], ['r2', 'be"ta\u2028', 'job.ü'], [7, 5, 'job.run']]
+    lines.forEach((line, i) => {
+      const [id, to, handle] = expected[i]
+      const headers = JSON.stringify({ id, to, type: 'reply', handle, encrypted: false, status: 'response' })
+      expect(line).toBe(`{"headers":${headers},"body":{"error":null,"data":{"ok":1}}}`)
+    })
   })
 })

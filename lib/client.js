@@ -168,9 +168,13 @@ class Client extends EventEmitter {
     const timeout = mods.timeout || this.config.timeouts.message
     const id = newId()
     const req = new Request(this, id, channel, timeout)
+    const plain = typeof channel === 'string' && typeof handle === 'string'
     this._send({
       headers: { id, to: channel, type: 'request', handle, encrypted: mods.encrypt, timeout },
-      headersJson: headersJson(id, channel, 'request', handle, mods.encrypt, timeout),
+      headersJson: plain
+        ? '{"id":"' + id + '","to":' + this._quoted(channel) + ',"type":"request","handle":' + this._quoted(handle) +
+          ',"encrypted":' + (mods.encrypt ? 'true' : 'false') + ',"timeout":' + JSON.stringify(timeout) + '}'
+        : headersJson(id, channel, 'request', handle, mods.encrypt, timeout),
       idJson: '"' + id + '"',
       body,
       encrypt: mods.encrypt,
@@ -301,11 +305,22 @@ class Client extends EventEmitter {
   }
 
   _sendReply (h, status, body) {
-    this._send({
-      headers: { id: h.id, to: h.from, type: 'reply', handle: h.handle, encrypted: h.encrypted !== false, status },
+    const encrypt = h.encrypted !== false
+    const desc = {
+      headers: { id: h.id, to: h.from, type: 'reply', handle: h.handle, encrypted: encrypt, status },
+      headersJson: undefined,
+      idJson: undefined,
       body,
-      encrypt: h.encrypted !== false
-    })
+      encrypt
+    }
+    // The usual reply, to string names and a well-formed id, skips JSON.stringify of the
+    // headers (same bytes: key order id, to, type, handle, encrypted, status).
+    if (typeof h.id === 'string' && ID_RE.test(h.id) && typeof h.from === 'string' && typeof h.handle === 'string') {
+      desc.idJson = '"' + h.id + '"'
+      desc.headersJson = '{"id":' + desc.idJson + ',"to":' + this._quoted(h.from) + ',"type":"reply","handle":' +
+        this._quoted(h.handle) + ',"encrypted":' + (encrypt ? 'true' : 'false') + ',"status":"' + status + '"}'
+    }
+    this._send(desc)
   }
 
   _dispatch (batch) {
