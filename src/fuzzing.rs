@@ -70,8 +70,8 @@ pub fn server_frame(data: &[u8]) {
         Ok(mut env) => {
             let _ = env.to();
             let _ = env.header("timeout").map(|t| t.get().parse::<f64>());
-            env.set_header("from", "\"fuzz\"".into());
-            env.set_header("groups", "[\"g\"]".into());
+            env.set_header("from", "\"fuzz\"");
+            env.set_header("groups", "[\"g\"]");
             let plain = if env.encrypted() {
                 env.body()
                     .and_then(json::as_str)

@@ -114,7 +114,7 @@ pub(crate) fn check_result(
         Some(Value::Array(list)) if !list.is_empty() => Groups {
             all: false,
             list: list.clone(),
-            json: Value::Array(list.clone()).to_string(),
+            json: Value::Array(list.clone()).to_string().into(),
         },
         Some(other) => {
             return Err(Failure::new(codes::AUTH_NOGROUPS).with("provided", other.to_string()))

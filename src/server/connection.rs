@@ -399,7 +399,7 @@ async fn authenticate(
         };
         let claimed = !elsewhere && super::lock(&shared.registry).claim(conn, &accepted.channel);
         if !claimed {
-            let f = Failure::from(codes::AUTH_CHANNEL).with("provided", channel_json);
+            let f = Failure::from(codes::AUTH_CHANNEL).with("provided", channel_json.to_string());
             fail(shared, conn, &line, f, None);
             return Err(End::AuthFailed);
         }
@@ -419,7 +419,7 @@ async fn authenticate(
         }
         let _ = conn.authed.set(Authed {
             channel: accepted.channel,
-            channel_json,
+            channel_json: channel_json.into(),
             groups: accepted.groups,
             cipher: accepted.cipher,
         });

@@ -21,7 +21,7 @@ pub(crate) struct Groups {
     /// The list (empty when `all`).
     pub list: Vec<Value>,
     /// The value as JSON, as the auth callback gave it.
-    pub json: String,
+    pub json: std::sync::Arc<str>,
 }
 
 impl Groups {
@@ -34,7 +34,7 @@ impl Groups {
                 json: "true".into(),
             }),
             Value::Array(list) if !list.is_empty() => Some(Groups {
-                json: Value::Array(list.clone()).to_string(),
+                json: Value::Array(list.clone()).to_string().into(),
                 all: false,
                 list,
             }),
@@ -53,7 +53,7 @@ impl Groups {
 /// What a connection gets once authenticated.
 pub(crate) struct Authed {
     pub channel: String,
-    pub channel_json: String,
+    pub channel_json: std::sync::Arc<str>,
     pub groups: Groups,
     pub cipher: Seal,
 }
@@ -275,7 +275,7 @@ impl Registry {
                 out.push(',');
             }
             let (channel, groups) = match c.authed.get() {
-                Some(a) => (a.channel_json.as_str(), a.groups.json.as_str()),
+                Some(a) => (&*a.channel_json, &*a.groups.json),
                 None => ("null", "[]"),
             };
             let stats = format!(

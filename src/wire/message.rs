@@ -239,7 +239,7 @@ impl<'de> serde::Deserialize<'de> for Frame<'de> {
 pub struct Envelope<'a> {
     top: Fields<'a>,
     headers: Fields<'a>,
-    overrides: Vec<(&'static str, String)>,
+    overrides: Vec<(&'static str, std::sync::Arc<str>)>,
 }
 
 /// Why a line is not a routable message.
@@ -312,9 +312,9 @@ impl<'a> Envelope<'a> {
     }
 
     /// Sets a header on output, in place if present, appended otherwise (as the original does).
-    pub fn set_header(&mut self, key: &'static str, raw_json: String) {
+    pub fn set_header(&mut self, key: &'static str, raw_json: impl Into<std::sync::Arc<str>>) {
         self.overrides.retain(|(k, _)| *k != key);
-        self.overrides.push((key, raw_json));
+        self.overrides.push((key, raw_json.into()));
     }
 
     /// Serialises the frame, with `body` replaced by `body_override` when given, plus LF.
@@ -332,7 +332,7 @@ impl<'a> Envelope<'a> {
             if i > 0 {
                 out.push(b',');
             }
-            push_key(out, k);
+            push_key(out, k, matches!(k, Cow::Borrowed(_)));
             match k.as_ref() {
                 "headers" => self.encode_headers(out),
                 "body" => out.extend_from_slice(body_override.unwrap_or(v.get()).as_bytes()),
@@ -350,7 +350,7 @@ impl<'a> Envelope<'a> {
                 out.push(b',');
             }
             first = false;
-            push_key(out, k);
+            push_key(out, k, matches!(k, Cow::Borrowed(_)));
             match self.overrides.iter().find(|(ok, _)| *ok == k.as_ref()) {
                 Some((_, o)) => out.extend_from_slice(o.as_bytes()),
                 None => out.extend_from_slice(v.get().as_bytes()),
@@ -362,7 +362,7 @@ impl<'a> Envelope<'a> {
                     out.push(b',');
                 }
                 first = false;
-                push_key(out, k);
+                push_key(out, k, true);
                 out.extend_from_slice(o.as_bytes());
             }
         }
@@ -370,9 +370,10 @@ impl<'a> Envelope<'a> {
     }
 }
 
-/// Appends `"key":`, copying plain keys byte for byte.
-fn push_key(out: &mut Vec<u8>, key: &str) {
-    if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+/// Appends `"key":`. A key borrowed from the line had no escapes there, and JSON allows no
+/// raw quote or control character in a string, so it is copied byte for byte.
+fn push_key(out: &mut Vec<u8>, key: &str, verbatim: bool) {
+    if verbatim || key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
         out.push(b'"');
         out.extend_from_slice(key.as_bytes());
         out.push(b'"');
@@ -424,9 +425,9 @@ mod tests {
     #[test]
     fn from_and_groups_are_set_in_place_or_appended_and_order_is_kept() {
         let mut e = env(r#"{"headers":{"id":"i","from":"evil","to":"b","type":"message","handle":"h","encrypted":false},"body":{"x":1},"extra":2}"#).expect("valid");
-        e.set_header("from", "\"alpha\"".into());
-        e.set_header("groups", "[\"g1\"]".into());
-        e.set_header("groups", "[\"g1\"]".into());
+        e.set_header("from", "\"alpha\"");
+        e.set_header("groups", "[\"g1\"]");
+        e.set_header("groups", "[\"g1\"]");
         let out = String::from_utf8(e.encode(None)).expect("utf8");
         assert_eq!(out, "{\"headers\":{\"id\":\"i\",\"from\":\"alpha\",\"to\":\"b\",\"type\":\"message\",\"handle\":\"h\",\"encrypted\":false,\"groups\":[\"g1\"]},\"body\":{\"x\":1},\"extra\":2}\n");
     }
