@@ -495,8 +495,13 @@ async fn serve(
             Some(l) => l,
             None => {
                 // Frames routed from what was already read go out together: flush only when
-                // the next frame is not available without waiting on the socket.
-                let ready = if dirty.is_empty() {
+                // the next frame is not available without waiting. A streaming sender (its
+                // read buffer grown) may have more on the socket: try it first, so writes stay
+                // coalesced. A quiet one has sent one frame: flush it now rather than pay a
+                // failed recv before forwarding it.
+                let buf = framed.read_buffer();
+                let quiet = buf.is_empty() && buf.capacity() <= 2 * READ_BUFFER;
+                let ready = if dirty.is_empty() || quiet {
                     None
                 } else {
                     next_line(shared, conn, framed).now_or_never()
