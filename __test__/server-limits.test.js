@@ -386,6 +386,34 @@ describe('slow consumer (maxQueueSize)', () => {
     raw.socket.resume()
     await raw.ended(10000)
   }, 40000)
+
+  test('a sender faster than a receiver that reads slowly is paced: the receiver gets everything and is not dropped, though 80x maxQueueSize passes', async () => {
+    const srv = await newServer({ config: { maxQueueSize: 256 * 1024 } })
+    const raw = await rawAuthed(srv.port, 'beta')
+    const betaId = idOf(srv.server, 'beta')
+    // beta reads in short bursts: 3 ms out of every 15.
+    raw.socket.pause()
+    const reader = setInterval(() => {
+      raw.socket.resume()
+      setTimeout(() => raw.socket.pause(), 3)
+    }, 15)
+    try {
+      const alpha = await readyClient('alpha', srv.port)
+      const big = 'x'.repeat(10 * 1024)
+      const total = 2000 // ~20 MiB, well past what the kernel socket buffers hold
+      for (let n = 0; n < total; n++) {
+        alpha.insecure().message('beta', 'flood', { n, big })
+        while (alpha.bufferedAmount > 512 * 1024) await delay(2)
+      }
+      const floods = () => raw.lines.filter((l) => l.includes('"flood"')).length
+      await until(() => floods() === total, 30000, 'every flood message at beta')
+      expect(srv.events.filter(([n, p]) => n === 'clientError' && p.id === betaId)).toEqual([])
+      expect(srv.server.getClients().map((c) => c.channel).sort()).toEqual(['alpha', 'beta'])
+    } finally {
+      clearInterval(reader)
+      raw.socket.resume()
+    }
+  }, 40000)
 })
 
 // ---------------------------------------------------------------------------------------------

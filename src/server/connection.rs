@@ -490,6 +490,11 @@ async fn serve(
     };
     let mut early = early.into_iter();
     let mut dirty: Vec<Arc<Conn>> = Vec::new();
+    let pace_mark = (shared.config.max_queue_bytes / 4).clamp(16 * 1024, PACE_MARK);
+    let flush_every = FLUSH_EVERY.min(pace_mark);
+    // Bytes of frames routed since the last flush: a sender that never pauses must not make
+    // its recipients' staged buffers grow until the slow-consumer limit.
+    let mut since_flush = 0usize;
     loop {
         let line = match early.next() {
             Some(l) => l,
@@ -501,7 +506,7 @@ async fn serve(
                 // failed recv before forwarding it.
                 let buf = framed.read_buffer();
                 let quiet = buf.is_empty() && buf.capacity() <= 2 * READ_BUFFER;
-                let ready = if dirty.is_empty() || quiet {
+                let ready = if dirty.is_empty() || quiet || since_flush >= flush_every {
                     None
                 } else {
                     next_line(shared, conn, framed).now_or_never()
@@ -509,7 +514,8 @@ async fn serve(
                 let next = match ready {
                     Some(r) => r,
                     None => {
-                        flush(&mut dirty);
+                        pace(&mut dirty, pace_mark, &conn.kill).await;
+                        since_flush = 0;
                         next_line(shared, conn, framed).await
                     }
                 };
@@ -522,6 +528,7 @@ async fn serve(
                 }
             }
         };
+        since_flush += line.len();
         // Frames waiting for other servers' answers hold this sender back (cluster only).
         while conn.forward_backlog.load(Ordering::Relaxed) > super::cluster::MAX_FORWARD_BACKLOG
             && !conn.kill.is_cancelled()
@@ -538,6 +545,34 @@ async fn serve(
                 Parsed::Falsy => {}
                 Parsed::NotObject | Parsed::Object(_) => malformed(shared, conn, &line),
             },
+        }
+    }
+}
+
+/// Bytes queued to a recipient beyond which the connections sending to it stop reading until
+/// it catches up (see [`pace`]).
+const PACE_MARK: usize = 1024 * 1024;
+
+/// Routed bytes after which staged frames are written even if more input is ready.
+const FLUSH_EVERY: usize = 256 * 1024;
+
+/// Flushes what was staged, then waits while a recipient of these frames has more than `mark`
+/// bytes queued and is reading them: a sender faster than its receivers is held back through
+/// TCP instead of the server buffering the difference (so memory stays near `mark` per
+/// recipient, not `maxQueueSize`). A recipient that stopped reading is not waited for: its
+/// queue fills and the slow-consumer rule drops it, as before.
+async fn pace(dirty: &mut Vec<Arc<Conn>>, mark: usize, kill: &tokio_util::sync::CancellationToken) {
+    let heavy: Vec<Arc<Conn>> = dirty
+        .drain(..)
+        .inspect(|c| c.flush_stage())
+        .filter(|c| c.out.queued() > mark)
+        .collect();
+    for c in heavy {
+        tokio::select! {
+            biased;
+            _ = kill.cancelled() => return,
+            _ = c.kill.cancelled() => {}
+            _ = c.out.wait_below(mark) => {}
         }
     }
 }

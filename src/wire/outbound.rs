@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::io::ErrorKind;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
@@ -35,6 +35,24 @@ pub struct Outbound {
     state: Mutex<State>,
     notify: Notify,
     queued: AtomicUsize,
+    /// Woken after every write of the writer task.
+    wrote: Notify,
+    /// When the writer task last finished a write, or bytes started waiting ([`mono_ms`]).
+    last_write_ms: AtomicU64,
+}
+
+/// A peer whose queue has not moved for this long is stalled, not slow: senders are no longer
+/// paced for it, so its queue fills and the slow-consumer rule drops it as before.
+const STALLED_MS: u64 = 50;
+
+/// Milliseconds on a monotonic clock (from the first call), immune to wall-clock jumps.
+fn mono_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1
 }
 
 fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
@@ -49,12 +67,30 @@ impl Outbound {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
             queued: AtomicUsize::new(0),
+            wrote: Notify::new(),
+            last_write_ms: AtomicU64::new(0),
         })
     }
 
     /// Bytes accepted and not yet written.
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Acquire)
+    }
+
+    /// Waits while more than `mark` bytes are queued and the peer is taking them (a write
+    /// finished within the last 50 ms); returns at once for a stalled peer.
+    pub async fn wait_below(&self, mark: usize) {
+        while self.queued() > mark {
+            let last = self.last_write_ms.load(Ordering::Acquire);
+            if mono_ms().saturating_sub(last) > STALLED_MS {
+                return;
+            }
+            let wrote = self.wrote.notified();
+            if self.queued() <= mark {
+                return;
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(STALLED_MS), wrote).await;
+        }
     }
 
     /// Writes `bytes` now if the socket takes them, else queues the rest for the writer.
@@ -83,6 +119,8 @@ impl Outbound {
         self.queued.fetch_add(rest.len(), Ordering::AcqRel);
         st.queue.push_back(rest);
         if !st.busy {
+            // The peer's progress clock starts when bytes start waiting for it.
+            self.last_write_ms.store(mono_ms(), Ordering::Release);
             st.busy = true;
             drop(st);
             self.notify.notify_one();
@@ -144,6 +182,8 @@ impl Outbound {
                     r = self.write_all(&chunk) => r,
                 };
                 let left = self.queued.fetch_sub(chunk.len(), Ordering::AcqRel) - chunk.len();
+                self.last_write_ms.store(mono_ms(), Ordering::Release);
+                self.wrote.notify_waiters();
                 progress(left);
                 if !ok {
                     lock(&self.state).failed = true;
@@ -165,7 +205,11 @@ impl Outbound {
                 return false;
             }
             match self.wr.try_write(data) {
-                Ok(n) => data = &data[n..],
+                Ok(n) => {
+                    data = &data[n..];
+                    // Any progress counts: a peer reading a big chunk slowly is not stalled.
+                    self.last_write_ms.store(mono_ms(), Ordering::Release);
+                }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(_) => return false,
             }
