@@ -42,8 +42,9 @@ pub struct Outbound {
 }
 
 /// A peer whose queue has not moved for this long is stalled, not slow: senders are no longer
-/// paced for it, so its queue fills and the slow-consumer rule drops it as before.
-const STALLED_MS: u64 = 50;
+/// paced for it, so its queue fills and the slow-consumer rule drops it as before. Long enough
+/// that a GC pause or a busy machine does not make a reading peer look stalled.
+const STALLED_MS: u64 = 500;
 
 /// Milliseconds on a monotonic clock (from the first call), immune to wall-clock jumps.
 fn mono_ms() -> u64 {
@@ -78,7 +79,7 @@ impl Outbound {
     }
 
     /// Waits while more than `mark` bytes are queued and the peer is taking them (a write
-    /// finished within the last 50 ms); returns at once for a stalled peer.
+    /// moved within the last 500 ms); returns at once for a stalled peer.
     pub async fn wait_below(&self, mark: usize) {
         while self.queued() > mark {
             let last = self.last_write_ms.load(Ordering::Acquire);
@@ -89,7 +90,7 @@ impl Outbound {
             if self.queued() <= mark {
                 return;
             }
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(STALLED_MS), wrote).await;
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(20), wrote).await;
         }
     }
 
