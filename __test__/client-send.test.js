@@ -61,9 +61,9 @@ async function capturingClient (config = {}, afterAuth = []) {
 }
 
 describe('frames a client writes', () => {
-  test('message() headers are JSON.stringify({id, to, type, handle, encrypted}) with a fresh id, awkward names escaped', async () => {
+  test('message() headers are JSON.stringify({id, to, type, handle, encrypted}) with a fresh id, awkward names (lone surrogates too) escaped', async () => {
     const { c, lines } = await capturingClient()
-    const names = [['beta', 'chat.hello'], ['be"ta\n', 'ch\u2028at\\'], ['ünï', 'ü'], ['beta', 'chat.hello']]
+    const names = [['beta', 'chat.hello'], ['be"ta\n', 'ch\u2028at\\'], ['ünï', 'ü'], ['be\ud800ta', 'ch\udfffx😀'], ['beta', 'chat.hello']]
     for (const [to, handle] of names) c.insecure().message(to, handle, { to })
     await until(() => lines.length === names.length, 3000, 'all frames')
     const ids = new Set()
@@ -117,16 +117,17 @@ describe('frames a client writes', () => {
     expect(errors[0].message.id).toMatch(ID)
   })
 
-  test('replies carry JSON.stringify({id, to, type, handle, encrypted, status}) headers, odd values included', async () => {
+  test('replies carry JSON.stringify({id, to, type, handle, encrypted, status}) headers, odd values and lone surrogates included', async () => {
     const request = (headers) => JSON.stringify({ headers: { to: 'alpha', type: 'request', groups: ['g1'], encrypted: false, ...headers }, body: { q: 1 } })
     const { c, lines } = await capturingClient({}, [
       request({ id: 'r1', from: 'beta', handle: 'job.run' }),
       request({ id: 'r2', from: 'be"ta\u2028', handle: 'job.ü' }),
-      request({ id: 7, from: 5, handle: 'job.run' })
+      request({ id: 7, from: 5, handle: 'job.run' }),
+      request({ id: 'r4', from: 'beta', handle: 'job.\ud800x' })
     ])
     c.handle('job.*', (body, reply) => reply.emit('response', null, { ok: body.q }))
-    await until(() => lines.length === 3, 3000, 'three replies')
-    const expected = [['r1', 'beta', 'job.run'], ['r2', 'be"ta\u2028', 'job.ü'], [7, 5, 'job.run']]
+    await until(() => lines.length === 4, 3000, 'four replies')
+    const expected = [['r1', 'beta', 'job.run'], ['r2', 'be"ta\u2028', 'job.ü'], [7, 5, 'job.run'], ['r4', 'beta', 'job.\ud800x']]
     lines.forEach((line, i) => {
       const [id, to, handle] = expected[i]
       const headers = JSON.stringify({ id, to, type: 'reply', handle, encrypted: false, status: 'response' })

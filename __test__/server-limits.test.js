@@ -387,6 +387,41 @@ describe('slow consumer (maxQueueSize)', () => {
     await raw.ended(10000)
   }, 40000)
 
+  test('a receiver that only trickles (under 1 MiB/s) is still dropped as slow instead of holding its senders back; other traffic resumes', async () => {
+    const srv = await newServer({ config: { maxQueueSize: 256 * 1024 } })
+    const raw = await rawAuthed(srv.port, 'beta')
+    const betaId = idOf(srv.server, 'beta')
+    // beta takes 4 KiB every 10 ms (~400 KiB/s): never stalled for 500 ms, far slower than
+    // alpha sends and below the 1 MiB/s a paced receiver must keep up.
+    raw.socket.pause()
+    const reader = setInterval(() => raw.socket.read(4096), 10)
+    try {
+      const delta = await readyClient('delta', srv.port)
+      const deltaGot = []
+      delta.handle('side', (body) => deltaGot.push(body.n))
+      const alpha = await readyClient('alpha', srv.port)
+      const big = 'x'.repeat(10 * 1024)
+      const isSlow = () => srv.events.some(([n, p]) => n === 'clientError' && p.id === betaId && p.code === 'ricochet.client_slow')
+      const t0 = Date.now()
+      let side = 0
+      let n = 0
+      while (!isSlow() && Date.now() - t0 < 20000) {
+        for (let i = 0; i < 20; i++) alpha.insecure().message('beta', 'flood', { n: n++, big })
+        alpha.message('delta', 'side', { n: side++ })
+        while (alpha.bufferedAmount > 1024 * 1024 && !isSlow()) await delay(5)
+        await delay(2)
+      }
+      expect(isSlow()).toBe(true)
+      expect(Date.now() - t0).toBeLessThan(15000)
+      // Everything alpha sent to delta arrives, the part held back while paced included.
+      await until(() => deltaGot.length === side, 10000, 'every side message at delta')
+      expect(deltaGot).toEqual([...Array(side).keys()])
+    } finally {
+      clearInterval(reader)
+      raw.socket.resume()
+    }
+  }, 40000)
+
   test('a sender faster than a receiver that reads slowly is paced: the receiver gets everything and is not dropped, though 80x maxQueueSize passes', async () => {
     const srv = await newServer({ config: { maxQueueSize: 256 * 1024 } })
     const raw = await rawAuthed(srv.port, 'beta')

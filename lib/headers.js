@@ -4,7 +4,9 @@
 // JSON.stringify(headers) (key order id, to, type, handle, encrypted[, timeout]) at a quarter of
 // the cost, which matters because the sending thread bounds one-way throughput.
 
-const PLAIN = /^[^"\\\u0000-\u001f\u2028\u2029]*$/
+// Anything JSON.stringify would escape (quote, backslash, control characters, and lone
+// surrogates, which it writes as \udXXX; surrogates in general are left to it) takes the slow path.
+const PLAIN = /^[^"\\\u0000-\u001f\u2028\u2029\ud800-\udfff]*$/
 
 /** JSON of a string, quoted directly when nothing in it needs escaping. */
 function quote (s) {

@@ -559,14 +559,17 @@ const FLUSH_EVERY: usize = 256 * 1024;
 /// Flushes what was staged, then waits while a recipient of these frames has more than `mark`
 /// bytes queued and is reading them: a sender faster than its receivers is held back through
 /// TCP instead of the server buffering the difference (so memory stays near `mark` per
-/// recipient, not `maxQueueSize`). A recipient that stopped reading is not waited for: its
-/// queue fills and the slow-consumer rule drops it, as before.
+/// recipient, not `maxQueueSize`). A recipient that stopped reading, or that takes less than
+/// 1 MiB/s over two seconds of pacing, is not waited for: its queue fills and the
+/// slow-consumer rule drops it, as before.
 async fn pace(dirty: &mut Vec<Arc<Conn>>, mark: usize, kill: &tokio_util::sync::CancellationToken) {
-    let heavy: Vec<Arc<Conn>> = dirty
-        .drain(..)
-        .inspect(|c| c.flush_stage())
-        .filter(|c| c.out.queued() > mark)
-        .collect();
+    let mut heavy: Vec<Arc<Conn>> = Vec::new();
+    for c in dirty.drain(..) {
+        c.flush_stage();
+        if c.out.queued() > mark {
+            heavy.push(c);
+        }
+    }
     for c in heavy {
         tokio::select! {
             biased;

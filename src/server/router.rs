@@ -61,10 +61,12 @@ pub(crate) fn route(
 
     let recipient = super::lock(&shared.registry).lookup(&to);
     let Some(recipient) = recipient else {
-        // Answered later (by another server or the unrouted callback): keep the received line,
-        // a cheap reference, and rebuild what a failure report needs only if one is made.
+        // Answered later (by another server or the unrouted callback): keep a copy of the
+        // received line and rebuild what a failure report needs only if one is made. A copy,
+        // not a reference: the line is a slice of the read buffer (64 KiB while streaming),
+        // which a reference would keep alive for as long as the answer takes.
         let later = Deferred {
-            line: line.clone(),
+            line: Bytes::copy_from_slice(line),
             plain,
         };
         if let Some(cluster) = shared.cluster.get() {

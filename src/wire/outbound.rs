@@ -39,12 +39,24 @@ pub struct Outbound {
     wrote: Notify,
     /// When the writer task last finished a write, or bytes started waiting ([`mono_ms`]).
     last_write_ms: AtomicU64,
+    /// Bytes the writer task has written so far.
+    written: AtomicU64,
+    /// When the current pacing episode began ([`mono_ms`]); 0 outside one.
+    paced_since_ms: AtomicU64,
+    /// `written` when the current pacing episode began.
+    paced_written: AtomicU64,
 }
 
 /// A peer whose queue has not moved for this long is stalled, not slow: senders are no longer
 /// paced for it, so its queue fills and the slow-consumer rule drops it as before. Long enough
 /// that a GC pause or a busy machine does not make a reading peer look stalled.
 const STALLED_MS: u64 = 500;
+
+/// After this long in one pacing episode, a peer must be taking at least [`MIN_PACED_RATE`].
+const PACE_LIMIT_MS: u64 = 2000;
+
+/// Bytes a second a paced peer must take, averaged over the episode, to go on being waited for.
+const MIN_PACED_RATE: u64 = 1024 * 1024;
 
 /// Milliseconds on a monotonic clock (from the first call), immune to wall-clock jumps.
 fn mono_ms() -> u64 {
@@ -70,6 +82,9 @@ impl Outbound {
             queued: AtomicUsize::new(0),
             wrote: Notify::new(),
             last_write_ms: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            paced_since_ms: AtomicU64::new(0),
+            paced_written: AtomicU64::new(0),
         })
     }
 
@@ -79,12 +94,32 @@ impl Outbound {
     }
 
     /// Waits while more than `mark` bytes are queued and the peer is taking them (a write
-    /// moved within the last 500 ms); returns at once for a stalled peer.
+    /// moved within the last 500 ms). Returns at once for a stalled peer, and for one that has
+    /// been paced for over [`PACE_LIMIT_MS`] while taking less than [`MIN_PACED_RATE`] bytes a
+    /// second: a peer that only trickles must not hold its senders back for ever, so its queue
+    /// is let grow to the slow-consumer limit. An episode lasts until the queue drains.
     pub async fn wait_below(&self, mark: usize) {
         while self.queued() > mark {
+            let now = mono_ms();
+            let written = self.written.load(Ordering::Acquire);
+            let since = match self.paced_since_ms.load(Ordering::Acquire) {
+                0 => {
+                    self.paced_written.store(written, Ordering::Release);
+                    self.paced_since_ms.store(now, Ordering::Release);
+                    now
+                }
+                t => t,
+            };
             let last = self.last_write_ms.load(Ordering::Acquire);
-            if mono_ms().saturating_sub(last) > STALLED_MS {
+            if now.saturating_sub(last) > STALLED_MS {
                 return;
+            }
+            let elapsed = now.saturating_sub(since);
+            if elapsed > PACE_LIMIT_MS {
+                let taken = written.saturating_sub(self.paced_written.load(Ordering::Acquire));
+                if taken.saturating_mul(1000) / elapsed < MIN_PACED_RATE {
+                    return;
+                }
             }
             let wrote = self.wrote.notified();
             if self.queued() <= mark {
@@ -156,6 +191,8 @@ impl Outbound {
                     match st.queue.pop_front() {
                         None => {
                             st.busy = false;
+                            // Drained: the next pacing episode starts afresh.
+                            self.paced_since_ms.store(0, Ordering::Release);
                             if st.closing {
                                 break 'outer;
                             }
@@ -210,6 +247,7 @@ impl Outbound {
                     data = &data[n..];
                     // Any progress counts: a peer reading a big chunk slowly is not stalled.
                     self.last_write_ms.store(mono_ms(), Ordering::Release);
+                    self.written.fetch_add(n as u64, Ordering::AcqRel);
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(_) => return false,
