@@ -132,7 +132,7 @@ impl Client {
     /// `encrypt` (padded with `id`, the delimiter escaped, D6).
     fn build_frame(
         &self,
-        headers_json: &[u8],
+        headers: &RecordHeaders<'_>,
         body_json: &[u8],
         encrypt: bool,
         id: &[u8],
@@ -140,7 +140,7 @@ impl Client {
     ) -> Result<(), SendError> {
         let start = out.len();
         out.extend_from_slice(b"{\"headers\":");
-        out.extend_from_slice(headers_json);
+        push_headers(out, headers, id, encrypt);
         out.extend_from_slice(b",\"body\":");
         if encrypt {
             let escaped = crypto::escape_delimiter(body_json);
@@ -252,10 +252,18 @@ fn err_payload(e: &std::io::Error) -> String {
     serde_json::json!({"message": e.to_string(), "code": io_code(e)}).to_string()
 }
 
-/// One `send_batch` record: (encrypt, id, headers JSON, body JSON).
-type Record<'a> = (bool, Vec<u8>, Cow<'a, [u8]>, &'a [u8]);
+/// The headers of one `send_batch` record.
+enum RecordHeaders<'a> {
+    /// Header JSON built by JS.
+    Json(&'a [u8]),
+    /// A one-way message: `to` and `handle` as JSON; the id and the rest are made here.
+    Message { to: &'a [u8], handle: &'a [u8] },
+}
 
-/// Splits one `send_batch` record; for a message record, makes its id and headers.
+/// One `send_batch` record: (encrypt, id, headers, body JSON).
+type Record<'a> = (bool, Cow<'a, [u8]>, RecordHeaders<'a>, &'a [u8]);
+
+/// Splits one `send_batch` record; a message record gets a fresh id.
 fn parse_record(record: &[u8]) -> Option<Record<'_>> {
     let (flag, rest) = record.split_first()?;
     let mut parts = rest.splitn(3, |b| *b == 0);
@@ -265,31 +273,43 @@ fn parse_record(record: &[u8]) -> Option<Record<'_>> {
     match flag {
         b'E' | b'P' => {
             let id: Cow<'_, str> = serde_json::from_slice(first).ok()?;
-            Some((
-                *flag == b'E',
-                id.as_bytes().to_vec(),
-                Cow::Borrowed(second),
-                body,
-            ))
+            let id = match id {
+                Cow::Borrowed(b) => Cow::Borrowed(b.as_bytes()),
+                Cow::Owned(o) => Cow::Owned(o.into_bytes()),
+            };
+            Some((*flag == b'E', id, RecordHeaders::Json(second), body))
         }
-        b'e' | b'p' => {
-            let encrypt = *flag == b'e';
-            let id = crate::net::new_id().into_bytes();
-            let mut headers = Vec::with_capacity(first.len() + second.len() + 96);
-            headers.extend_from_slice(b"{\"id\":\"");
-            headers.extend_from_slice(&id);
-            headers.extend_from_slice(b"\",\"to\":");
-            headers.extend_from_slice(first);
-            headers.extend_from_slice(b",\"type\":\"message\",\"handle\":");
-            headers.extend_from_slice(second);
-            headers.extend_from_slice(if encrypt {
+        b'e' | b'p' => Some((
+            *flag == b'e',
+            Cow::Owned(crate::net::new_id().into_bytes()),
+            RecordHeaders::Message {
+                to: first,
+                handle: second,
+            },
+            body,
+        )),
+        _ => None,
+    }
+}
+
+/// Writes a record's header JSON; a message's is
+/// `{"id":…,"to":…,"type":"message","handle":…,"encrypted":…}` (JSON.stringify's order).
+fn push_headers(out: &mut Vec<u8>, headers: &RecordHeaders<'_>, id: &[u8], encrypt: bool) {
+    match headers {
+        RecordHeaders::Json(json) => out.extend_from_slice(json),
+        RecordHeaders::Message { to, handle } => {
+            out.extend_from_slice(b"{\"id\":\"");
+            out.extend_from_slice(id);
+            out.extend_from_slice(b"\",\"to\":");
+            out.extend_from_slice(to);
+            out.extend_from_slice(b",\"type\":\"message\",\"handle\":");
+            out.extend_from_slice(handle);
+            out.extend_from_slice(if encrypt {
                 b",\"encrypted\":true}"
             } else {
                 b",\"encrypted\":false}"
             });
-            Some((encrypt, id, Cow::Owned(headers), body))
         }
-        _ => None,
     }
 }
 
