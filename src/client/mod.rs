@@ -486,7 +486,7 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
             // The hot path: fields borrowed from the line, which goes to JS as it came (or
             // with the decrypted body spliced in); nothing is re-encoded.
             match Frame::parse(trimmed) {
-                Some(frame) => match check_incoming(inner, &frame, trimmed, channel, groups) {
+                Some(frame) => match check_incoming(inner, &frame, channel, groups) {
                     Ok(frame) => inner.emit("frame", frame),
                     Err(code) => receive_error(inner, code, &lossy(trimmed)),
                 },
@@ -627,7 +627,6 @@ fn groups_allow(mine: &Value, theirs: Option<&RawValue>) -> bool {
 fn check_incoming(
     inner: &Inner,
     frame: &Frame<'_>,
-    line: &[u8],
     channel: &Value,
     groups: &Value,
 ) -> Result<String, Code> {
@@ -650,24 +649,23 @@ fn check_incoming(
     let encrypted = headers
         .get("encrypted")
         .is_some_and(|v| json::truthy(v.get()));
+    let text = frame.text;
     if !encrypted {
-        // Every value was parsed from this line, so it is valid UTF-8 JSON as a whole.
-        return std::str::from_utf8(line)
-            .map(str::to_owned)
-            .map_err(|_| codes::MESSAGE_MALFORMED);
+        return Ok(text.to_owned());
     }
     let plain = json::as_str(body)
         .and_then(|hex| inner.cipher.decrypt_piece(hex.as_bytes()).ok().flatten())
         .filter(|p| json::is_truthy_json(p))
         .ok_or(codes::MESSAGE_DECRYPT)?;
-    // The body value is a slice of `line`: splice the plaintext in where the ciphertext was.
+    // The body value is a slice of the line: splice the plaintext in where the ciphertext was.
     let start = (body.get().as_ptr() as usize)
-        .checked_sub(line.as_ptr() as usize)
-        .filter(|s| s + body.get().len() <= line.len())
+        .checked_sub(text.as_ptr() as usize)
+        .filter(|s| s + body.get().len() <= text.len())
         .ok_or(codes::MESSAGE_MALFORMED)?;
     let end = start + body.get().len();
-    let head = std::str::from_utf8(&line[..start]).map_err(|_| codes::MESSAGE_MALFORMED)?;
-    let tail = std::str::from_utf8(&line[end..]).map_err(|_| codes::MESSAGE_MALFORMED)?;
+    let (Some(head), Some(tail)) = (text.get(..start), text.get(end..)) else {
+        return Err(codes::MESSAGE_MALFORMED);
+    };
     let mut out = String::with_capacity(head.len() + plain.len() + tail.len());
     out.push_str(head);
     out.push_str(&plain);

@@ -132,10 +132,18 @@ pub enum Headers<'a> {
 /// taking them raw and parsing them again, saves a second scan per frame on every hop.
 #[derive(Debug)]
 pub struct Frame<'a> {
+    /// The whole line, checked to be UTF-8.
+    pub text: &'a str,
     /// Top-level keys; the entry of `headers` holds a placeholder, use [`Frame::headers`].
     pub top: Fields<'a>,
     /// The `headers` value.
     pub headers: Headers<'a>,
+}
+
+/// What the single pass of [`Frame::parse`] collects.
+struct Parts<'a> {
+    top: Fields<'a>,
+    headers: Headers<'a>,
 }
 
 impl<'a> Frame<'a> {
@@ -143,7 +151,8 @@ impl<'a> Frame<'a> {
     /// [`parse_line`]). UTF-8 is checked once for the whole line, not per value.
     pub fn parse(line: &'a [u8]) -> Option<Frame<'a>> {
         let text = std::str::from_utf8(line).ok()?;
-        serde_json::from_str(text).ok()
+        let Parts { top, headers } = serde_json::from_str(text).ok()?;
+        Some(Frame { text, top, headers })
     }
 }
 
@@ -200,18 +209,18 @@ impl<'de> serde::Deserialize<'de> for HeadersValue<'de> {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for Frame<'de> {
+impl<'de> serde::Deserialize<'de> for Parts<'de> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Frame<'de>;
+            type Value = Parts<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
             fn visit_map<M: serde::de::MapAccess<'de>>(
                 self,
                 mut map: M,
-            ) -> Result<Frame<'de>, M::Error> {
+            ) -> Result<Parts<'de>, M::Error> {
                 let mut top: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(4);
                 let mut headers = Headers::Missing;
                 while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
@@ -223,7 +232,7 @@ impl<'de> serde::Deserialize<'de> for Frame<'de> {
                         put(&mut top, k, v);
                     }
                 }
-                Ok(Frame {
+                Ok(Parts {
                     top: Fields(top),
                     headers,
                 })
@@ -255,7 +264,7 @@ impl<'a> Envelope<'a> {
     /// Parses a line and checks the shape of §4.3 step 2 plus the D12 (`body` required) and D14
     /// (non-empty string `handle`) fixes.
     pub fn parse(line: &'a [u8]) -> Result<Envelope<'a>, EnvelopeError> {
-        let Frame { top, headers } = Frame::parse(line).ok_or(EnvelopeError::NotAnObject)?;
+        let Frame { top, headers, .. } = Frame::parse(line).ok_or(EnvelopeError::NotAnObject)?;
         let headers = match headers {
             Headers::Object(h) => h,
             Headers::Missing => return Err(EnvelopeError::Malformed("frame has no headers")),
