@@ -117,7 +117,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     ricochet::trace::configure(std::env::var("DEBUG").ok().as_deref());
-    let runtime = match runtime() {
+    let runtime = match ricochet::net::runtime() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
@@ -125,20 +125,6 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
-}
-
-/// A multi-thread runtime with `RICOCHET_THREADS` workers (default: one per core), as the
-/// Node addon sizes its own.
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    let threads = std::env::var("RICOCHET_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n > 0);
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = threads {
-        builder.worker_threads(n);
-    }
-    builder.enable_all().build()
 }
 
 /// Binds like `lib/server.js`: the given host, or every interface (`::`, else `0.0.0.0`).

@@ -203,21 +203,11 @@ impl NativeServer {
     }
 }
 
-/// Sizes the tokio runtime from `RICOCHET_THREADS` (worker threads; default: one per core, as
-/// tokio does). On the 2-core bench machine 1 and 2 workers measured the same within noise, so
-/// the knob is there for operators rather than a tuned default.
+/// Runs the core on a runtime sized by `RICOCHET_THREADS` (see [`crate::net::runtime`]).
 #[napi_derive::module_init]
 fn init() {
     crate::trace::configure(std::env::var("DEBUG").ok().as_deref());
-    let threads = std::env::var("RICOCHET_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n > 0);
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = threads {
-        builder.worker_threads(n);
-    }
-    if let Ok(rt) = builder.enable_all().build() {
+    if let Ok(rt) = crate::net::runtime() {
         napi::bindgen_prelude::create_custom_tokio_runtime(rt);
     }
 }
