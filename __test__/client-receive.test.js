@@ -4,13 +4,11 @@
 // what is delivered (and with which body), what becomes receiveError with which code, and what
 // is dropped silently. A raw TCP server plays the server side so any bytes can be sent.
 
-const net = require('node:net')
-const { Client } = require('..')
-const { clearTimers, nextEvent, until } = require('./helpers/waiting')
+const { clearTimers, until } = require('./helpers/waiting')
+const { fakeServer, readyAlpha } = require('./helpers/fake-server')
 const { PARTIES } = require('./helpers/server')
 const { encrypt } = require('./helpers/wire')
 
-const HOST = '127.0.0.1'
 const ALPHA = PARTIES.alpha
 
 let cleanups = []
@@ -22,38 +20,19 @@ afterEach(async () => {
 })
 
 /**
- * A server that answers the auth frame with `authReply`, then writes `lines` (one frame each);
- * returns a ready client of alpha with its collected messages, requests and receiveErrors.
+ * A fake server that answers the auth frame with `authReply`, then writes `lines` (one frame
+ * each); returns a ready client of alpha with its collected messages, requests and receiveErrors.
  */
-async function clientReceiving (lines, authReply = { auth: true, channel: 'alpha', groups: ['g1'] }) {
-  const sockets = new Set()
-  const srv = net.createServer((sock) => {
-    sockets.add(sock)
-    sock.on('error', () => {})
-    sock.on('close', () => sockets.delete(sock))
-    let buf = ''
-    sock.on('data', (d) => {
-      buf += d
-      if (!buf.includes('\n') || buf === null) return
-      buf = null
-      sock.write(JSON.stringify(authReply) + '\n')
-      for (const l of lines) sock.write(l + '\n')
-    })
-  })
-  await new Promise((resolve) => srv.listen(0, HOST, resolve))
-  cleanups.push(() => new Promise((resolve) => {
-    for (const s of sockets) s.destroy()
-    srv.close(() => resolve())
-  }))
-  const c = new Client({ timeouts: { reconnect: 5000 } })
-  cleanups.push(() => c.close())
+async function clientReceiving (lines, authReply) {
+  const srv = await fakeServer({ authReply, afterAuth: lines })
+  cleanups.push(srv.close)
   const got = { messages: [], requests: [], errors: [] }
-  c.handle('chat.*', (body, msg) => got.messages.push({ body, headers: msg.headers }))
-  c.handle('job.*', (body, reply, msg) => got.requests.push({ body, headers: msg.headers }))
-  c.on('receiveError', (e) => got.errors.push(e))
-  const ready = nextEvent(c, 'ready')
-  c.connect({ host: HOST, port: srv.address().port, publicKey: ALPHA.publicKey, privateKey: ALPHA.privateKey, authKey: ALPHA.authKey })
-  await ready
+  const c = await readyAlpha(srv.port, {}, (c) => {
+    c.handle('chat.*', (body, msg) => got.messages.push({ body, headers: msg.headers }))
+    c.handle('job.*', (body, reply, msg) => got.requests.push({ body, headers: msg.headers }))
+    c.on('receiveError', (e) => got.errors.push(e))
+  })
+  cleanups.push(() => c.close())
   return got
 }
 

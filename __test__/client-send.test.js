@@ -5,13 +5,11 @@
 // encrypted[, timeout]}), a fresh 32-character id per frame, the body encrypted with the id as
 // pad. A raw TCP server plays the server side and keeps every line.
 
-const net = require('node:net')
-const { Client } = require('..')
-const { clearTimers, nextEvent, until } = require('./helpers/waiting')
+const { clearTimers, until } = require('./helpers/waiting')
+const { fakeServer, readyAlpha } = require('./helpers/fake-server')
 const { PARTIES } = require('./helpers/server')
 const { decryptRaw, DELIM } = require('./helpers/wire')
 
-const HOST = '127.0.0.1'
 const ALPHA = PARTIES.alpha
 const ID = /^[A-Za-z0-9]{32}$/
 
@@ -23,41 +21,13 @@ afterEach(async () => {
   clearTimers()
 })
 
-/** A ready client of alpha and the frames (after the auth frame) its server received. */
+/** A ready client of alpha and the frames (after the auth frame) its fake server received. */
 async function capturingClient (config = {}, afterAuth = []) {
-  const sockets = new Set()
-  const lines = []
-  const srv = net.createServer((sock) => {
-    sockets.add(sock)
-    sock.on('error', () => {})
-    sock.on('close', () => sockets.delete(sock))
-    let buf = ''
-    let authed = false
-    sock.on('data', (d) => {
-      buf += d
-      let at
-      while ((at = buf.indexOf('\n')) !== -1) {
-        const line = buf.slice(0, at)
-        buf = buf.slice(at + 1)
-        if (!authed) {
-          authed = true
-          sock.write(JSON.stringify({ auth: true, channel: 'alpha', groups: ['g1'] }) + '\n')
-          for (const l of afterAuth) sock.write(l + '\n')
-        } else lines.push(line)
-      }
-    })
-  })
-  await new Promise((resolve) => srv.listen(0, HOST, resolve))
-  cleanups.push(() => new Promise((resolve) => {
-    for (const s of sockets) s.destroy()
-    srv.close(() => resolve())
-  }))
-  const c = new Client({ timeouts: { reconnect: 5000 }, ...config })
+  const srv = await fakeServer({ afterAuth })
+  cleanups.push(srv.close)
+  const c = await readyAlpha(srv.port, config)
   cleanups.push(() => c.close())
-  const ready = nextEvent(c, 'ready')
-  c.connect({ host: HOST, port: srv.address().port, publicKey: ALPHA.publicKey, privateKey: ALPHA.privateKey, authKey: ALPHA.authKey })
-  await ready
-  return { c, lines }
+  return { c, lines: srv.lines }
 }
 
 describe('frames a client writes', () => {

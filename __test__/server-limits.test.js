@@ -17,6 +17,7 @@ const HOST = '127.0.0.1'
 let clients = []
 let servers = []
 let raws = []
+let readers = [] // {timer, raw} of slowBeta
 
 function newClient (config) {
   const c = new Client(config)
@@ -75,6 +76,23 @@ function record (client) {
 }
 
 /** The server's connection id of the client logged in on `channel`. */
+/**
+ * A server with maxQueueSize 256 KiB and beta logged in raw with its socket paused, reading
+ * only through `step(raw)` every `everyMs` (stopped in afterEach).
+ */
+async function slowBeta (everyMs, step) {
+  const srv = await newServer({ config: { maxQueueSize: 256 * 1024 } })
+  const raw = await rawAuthed(srv.port, 'beta')
+  raw.socket.pause()
+  readers.push({ timer: setInterval(() => step(raw), everyMs), raw })
+  return { srv, raw, betaId: idOf(srv.server, 'beta') }
+}
+
+/** Whether the server dropped client `id` as a slow consumer. */
+function droppedAsSlow (srv, id) {
+  return srv.events.some(([n, p]) => n === 'clientError' && p.id === id && p.code === 'ricochet.client_slow')
+}
+
 function idOf (server, channel) {
   const c = server.getClients().find((x) => x.channel === channel)
   if (!c) throw new Error(`no client on channel ${channel}`)
@@ -91,6 +109,10 @@ afterEach(async () => {
   clients = []
   servers = []
   raws = []
+  for (const { timer, raw } of readers.splice(0)) {
+    clearInterval(timer)
+    raw.socket.resume()
+  }
   await Promise.all(cs.map((c) => c.close()))
   await Promise.all(rs.map((r) => r.close()))
   await RawClient.closeAll()
@@ -352,7 +374,7 @@ describe('slow consumer (maxQueueSize)', () => {
     const pending = settle(alpha.requestAsync('beta', 'owed', {}, { timeout: 15000 }))
 
     const big = 'x'.repeat(10 * 1024)
-    const isSlow = () => srv.events.some(([n, p]) => n === 'clientError' && p.id === betaId && p.code === 'ricochet.client_slow')
+    const isSlow = () => droppedAsSlow(srv, betaId)
     let floods = 0
     let side = 0
     const deadline = Date.now() + 20000
@@ -388,66 +410,48 @@ describe('slow consumer (maxQueueSize)', () => {
   }, 40000)
 
   test('a receiver that only trickles (under 1 MiB/s) is still dropped as slow instead of holding its senders back; other traffic resumes', async () => {
-    const srv = await newServer({ config: { maxQueueSize: 256 * 1024 } })
-    const raw = await rawAuthed(srv.port, 'beta')
-    const betaId = idOf(srv.server, 'beta')
     // beta takes 4 KiB every 10 ms (~400 KiB/s): never stalled for 500 ms, far slower than
     // alpha sends and below the 1 MiB/s a paced receiver must keep up.
-    raw.socket.pause()
-    const reader = setInterval(() => raw.socket.read(4096), 10)
-    try {
-      const delta = await readyClient('delta', srv.port)
-      const deltaGot = []
-      delta.handle('side', (body) => deltaGot.push(body.n))
-      const alpha = await readyClient('alpha', srv.port)
-      const big = 'x'.repeat(10 * 1024)
-      const isSlow = () => srv.events.some(([n, p]) => n === 'clientError' && p.id === betaId && p.code === 'ricochet.client_slow')
-      const t0 = Date.now()
-      let side = 0
-      let n = 0
-      while (!isSlow() && Date.now() - t0 < 20000) {
-        for (let i = 0; i < 20; i++) alpha.insecure().message('beta', 'flood', { n: n++, big })
-        alpha.message('delta', 'side', { n: side++ })
-        while (alpha.bufferedAmount > 1024 * 1024 && !isSlow()) await delay(5)
-        await delay(2)
-      }
-      expect(isSlow()).toBe(true)
-      expect(Date.now() - t0).toBeLessThan(15000)
-      // Everything alpha sent to delta arrives, the part held back while paced included.
-      await until(() => deltaGot.length === side, 10000, 'every side message at delta')
-      expect(deltaGot).toEqual([...Array(side).keys()])
-    } finally {
-      clearInterval(reader)
-      raw.socket.resume()
+    const { srv, betaId } = await slowBeta(10, (raw) => raw.socket.read(4096))
+    const delta = await readyClient('delta', srv.port)
+    const deltaGot = []
+    delta.handle('side', (body) => deltaGot.push(body.n))
+    const alpha = await readyClient('alpha', srv.port)
+    const big = 'x'.repeat(10 * 1024)
+    const isSlow = () => droppedAsSlow(srv, betaId)
+    const t0 = Date.now()
+    let side = 0
+    let n = 0
+    while (!isSlow() && Date.now() - t0 < 20000) {
+      for (let i = 0; i < 20; i++) alpha.insecure().message('beta', 'flood', { n: n++, big })
+      alpha.message('delta', 'side', { n: side++ })
+      while (alpha.bufferedAmount > 1024 * 1024 && !isSlow()) await delay(5)
+      await delay(2)
     }
+    expect(isSlow()).toBe(true)
+    expect(Date.now() - t0).toBeLessThan(15000)
+    // Everything alpha sent to delta arrives, the part held back while paced included.
+    await until(() => deltaGot.length === side, 10000, 'every side message at delta')
+    expect(deltaGot).toEqual([...Array(side).keys()])
   }, 40000)
 
   test('a sender faster than a receiver that reads slowly is paced: the receiver gets everything and is not dropped, though 80x maxQueueSize passes', async () => {
-    const srv = await newServer({ config: { maxQueueSize: 256 * 1024 } })
-    const raw = await rawAuthed(srv.port, 'beta')
-    const betaId = idOf(srv.server, 'beta')
     // beta reads in short bursts: 3 ms out of every 15.
-    raw.socket.pause()
-    const reader = setInterval(() => {
+    const { srv, raw, betaId } = await slowBeta(15, (raw) => {
       raw.socket.resume()
       setTimeout(() => raw.socket.pause(), 3)
-    }, 15)
-    try {
-      const alpha = await readyClient('alpha', srv.port)
-      const big = 'x'.repeat(10 * 1024)
-      const total = 2000 // ~20 MiB, well past what the kernel socket buffers hold
-      for (let n = 0; n < total; n++) {
-        alpha.insecure().message('beta', 'flood', { n, big })
-        while (alpha.bufferedAmount > 512 * 1024) await delay(2)
-      }
-      const floods = () => raw.lines.filter((l) => l.includes('"flood"')).length
-      await until(() => floods() === total, 30000, 'every flood message at beta')
-      expect(srv.events.filter(([n, p]) => n === 'clientError' && p.id === betaId)).toEqual([])
-      expect(srv.server.getClients().map((c) => c.channel).sort()).toEqual(['alpha', 'beta'])
-    } finally {
-      clearInterval(reader)
-      raw.socket.resume()
+    })
+    const alpha = await readyClient('alpha', srv.port)
+    const big = 'x'.repeat(10 * 1024)
+    const total = 2000 // ~20 MiB, well past what the kernel socket buffers hold
+    for (let n = 0; n < total; n++) {
+      alpha.insecure().message('beta', 'flood', { n, big })
+      while (alpha.bufferedAmount > 512 * 1024) await delay(2)
     }
+    const floods = () => raw.lines.filter((l) => l.includes('"flood"')).length
+    await until(() => floods() === total, 30000, 'every flood message at beta')
+    expect(srv.events.filter(([n, p]) => n === 'clientError' && p.id === betaId)).toEqual([])
+    expect(srv.server.getClients().map((c) => c.channel).sort()).toEqual(['alpha', 'beta'])
   }, 40000)
 })
 
