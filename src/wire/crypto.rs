@@ -17,10 +17,9 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use aes::cipher::KeyInit;
-use aes::Aes256;
 use md5::{Digest, Md5};
-use xts_mode::Xts128;
+
+use super::xts::Xts;
 
 /// The delimiter between the data and the padding: `"{ENCRYPT}"` including both double
 /// quotes (11 bytes).
@@ -100,10 +99,8 @@ pub fn derive_key_iv(password: &[u8]) -> ([u8; 64], [u8; 16]) {
 /// Cloning is cheap (the key schedules are shared).
 #[derive(Clone)]
 pub struct Cipher {
-    /// XTS with key1 (data) and key2 (tweak) schedules.
-    xts: Arc<Xts128<Aes256>>,
-    /// The tweak: the iv from the key derivation.
-    iv: [u8; 16],
+    /// XTS with key1 (data) and the iv from the key derivation as the tweak.
+    xts: Arc<Xts>,
 }
 
 impl fmt::Debug for Cipher {
@@ -118,14 +115,8 @@ impl Cipher {
     /// schedules. An empty password is allowed.
     pub fn new(password: &[u8]) -> Cipher {
         let (key, iv) = derive_key_iv(password);
-        let mut k1 = [0u8; 32];
-        let mut k2 = [0u8; 32];
-        k1.copy_from_slice(&key[..32]);
-        k2.copy_from_slice(&key[32..]);
-        let xts = Xts128::new(Aes256::new(&k1.into()), Aes256::new(&k2.into()));
         Cipher {
-            xts: Arc::new(xts),
-            iv,
+            xts: Arc::new(Xts::new(&key, iv)),
         }
     }
 
@@ -164,7 +155,7 @@ impl Cipher {
         let (m, p) = rest.split_at_mut(DELIM.len());
         m.copy_from_slice(DELIM);
         p.copy_from_slice(pad);
-        self.xts.encrypt_sector(upper, self.iv);
+        self.xts.encrypt(upper);
         let sealed = upper.to_vec();
         if faster_hex::hex_encode(&sealed, region).is_err() {
             // Unreachable (the region is exactly twice the input); leave `out` as it was.
@@ -195,7 +186,7 @@ impl Cipher {
             }
         }
         check_len(buf.len())?;
-        self.xts.decrypt_sector(&mut buf, self.iv);
+        self.xts.decrypt(&mut buf);
         Ok(buf)
     }
 

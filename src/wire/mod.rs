@@ -7,3 +7,4 @@ pub mod json;
 pub mod message;
 pub mod outbound;
 pub mod seal;
+pub mod xts;
