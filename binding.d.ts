@@ -20,6 +20,11 @@ export declare class NativeClient {
    * after it and the records that failed.
    */
   sendBatch(batch: string): SendBatchResult
+  /**
+   * How many times this client read its socket on the JS thread (0 when that reader is
+   * off); for diagnostics and tests.
+   */
+  jsThreadReads(): number
   /** Bytes waiting to be written. */
   buffered(): number
   /** Stops reconnecting and closes; `_closed` is the last event. */

@@ -66,6 +66,8 @@ pub struct SendBatchResult {
 pub struct NativeClient {
     core: Mutex<Option<Client>>,
     sink: EventSink,
+    #[cfg(unix)]
+    poller: Option<Arc<super::poll::JsPoller>>,
 }
 
 impl Default for NativeClient {
@@ -83,6 +85,8 @@ impl NativeClient {
         NativeClient {
             core: Mutex::new(None),
             sink,
+            #[cfg(unix)]
+            poller: None,
         }
     }
 
@@ -113,9 +117,19 @@ impl NativeClient {
             keepalive: (opts.keepalive > 0.0).then(|| Duration::from_millis(opts.keepalive as u64)),
             encryption: Encryption::parse(&opts.encryption).unwrap_or_default(),
         };
+        #[cfg(unix)]
+        let handoff = {
+            self.poller = super::poll::JsPoller::new(js.clone());
+            self.poller
+                .clone()
+                .map(|p| p as Arc<dyn crate::client::ReadHandoff>)
+        };
+        #[cfg(not(unix))]
+        let handoff = None;
         let s = sink.clone();
-        let client =
-            napi::bindgen_prelude::within_runtime_if_available(move || Client::start(options, s));
+        let client = napi::bindgen_prelude::within_runtime_if_available(move || {
+            Client::start_with(options, s, handoff)
+        });
         *self
             .core
             .lock()
@@ -153,6 +167,17 @@ impl NativeClient {
             buffered: client.buffered() as f64,
             failed,
         }
+    }
+
+    /// How many times this client read its socket on the JS thread (0 when that reader is
+    /// off); for diagnostics and tests.
+    #[napi]
+    pub fn js_thread_reads(&self) -> f64 {
+        #[cfg(unix)]
+        if let Some(p) = &self.poller {
+            return p.reads() as f64;
+        }
+        0.0
     }
 
     /// Bytes waiting to be written.

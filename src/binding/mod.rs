@@ -13,6 +13,8 @@ use napi_derive::napi;
 use std::time::Duration;
 
 mod client;
+#[cfg(unix)]
+mod poll;
 mod sink;
 
 use sink::JsSink;

@@ -32,6 +32,17 @@ struct State {
     closing: bool,
     /// Frame-copying events dropped because JS fell too far behind.
     dropped: u64,
+    /// The JS thread is reading a socket itself and delivers what it routed when done.
+    hold: bool,
+    /// A weak reference to the JS function, for calls made on the JS thread itself.
+    direct: Option<Direct>,
+}
+
+/// `napi_env` and `napi_ref` of the event function, as addresses (used on the JS thread only).
+#[derive(Clone, Copy)]
+struct Direct {
+    env: usize,
+    func: usize,
 }
 
 /// The size at which a batch is sealed and a new one started.
@@ -51,10 +62,19 @@ fn droppable(name: &str) -> bool {
 }
 
 /// The shared state behind a JS event sink.
+/// Runs on the JS thread after each delivered batch (the client's socket watcher starts there).
+pub(crate) type JsHook = Arc<dyn Fn(napi::sys::napi_env) + Send + Sync>;
+
 #[derive(Default)]
 pub(crate) struct JsSink {
     state: Mutex<State>,
+    hook: Mutex<Option<JsHook>>,
+    /// Told when JS starts on a batch (true) and when it has nothing left (false).
+    busy: Mutex<Option<BusyHook>>,
 }
+
+/// See [`JsSink::set_busy_hook`].
+pub(crate) type BusyHook = Arc<dyn Fn(bool) + Send + Sync>;
 
 impl JsSink {
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -70,12 +90,27 @@ impl JsSink {
 
     /// Starts delivering to `on_events`; events queued before are delivered first.
     pub fn start(self: &Arc<Self>, on_events: Function<String, ()>) -> Result<()> {
+        let raw = on_events.value();
+        let mut func = std::ptr::null_mut();
+        // Weak: the threadsafe function keeps the function alive for as long as it is used.
+        // SAFETY: called on the JS thread with the env and value napi gave this call.
+        let direct =
+            (unsafe { napi::sys::napi_create_reference(raw.env, raw.value, 0, &mut func) }
+                == napi::sys::Status::napi_ok)
+                .then_some(Direct {
+                    env: raw.env as usize,
+                    func: func as usize,
+                });
         let tsfn: EventFn = on_events
             .build_threadsafe_function()
             .callee_handled::<false>()
             .build()?;
         let mut st = self.lock();
         st.tsfn = Some(Arc::new(tsfn));
+        if let Some(old) = std::mem::replace(&mut st.direct, direct) {
+            // SAFETY: on the JS thread; the old reference is not used again.
+            unsafe { napi::sys::napi_delete_reference(old.env as _, old.func as _) };
+        }
         st.closing = false;
         if st.queued > 0 && !st.in_flight {
             self.fire(st);
@@ -107,8 +142,91 @@ impl JsSink {
         if ev.name == "_closed" {
             st.closing = true;
         }
-        if !st.in_flight && st.tsfn.is_some() {
+        if !st.in_flight && !st.hold && st.tsfn.is_some() {
             self.fire(st);
+        }
+    }
+
+    /// Sets the JS-thread hook (see [`JsHook`]).
+    pub fn set_hook(&self, hook: JsHook) {
+        *self.hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    /// Sets what is told when JS gets a batch to handle (true) and when it has handled
+    /// everything (false): the client's tokio reader reads only while JS is busy.
+    pub fn set_busy_hook(&self, hook: Option<BusyHook>) {
+        *self.busy.lock().unwrap_or_else(|p| p.into_inner()) = hook;
+    }
+
+    fn signal_busy(&self, busy: bool) {
+        let hook = self.busy.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(h) = hook {
+            h(busy);
+        }
+    }
+
+    /// True when nothing waits for JS and no call is on its way.
+    pub fn idle(&self) -> bool {
+        let st = self.lock();
+        !st.in_flight && st.queued == 0 && st.dropped == 0
+    }
+
+    /// While held, events are only queued; [`JsSink::deliver_now`] hands them over.
+    pub fn hold(&self, on: bool) {
+        self.lock().hold = on;
+    }
+
+    /// On the JS thread: calls JS with everything queued, directly instead of through the
+    /// threadsafe function, until nothing is left.
+    pub fn deliver_now(self: &Arc<Self>) {
+        loop {
+            let mut st = self.lock();
+            if st.in_flight || st.hold {
+                return;
+            }
+            let Some(direct) = st.direct else {
+                if st.queued > 0 {
+                    self.fire(st);
+                }
+                return;
+            };
+            let Some(batch) = Self::next_batch(&mut st) else {
+                drop(st);
+                self.after_js(direct.env as _);
+                return;
+            };
+            st.in_flight = true;
+            drop(st);
+            // SAFETY: on the JS thread (the caller's contract), outside any other JS call.
+            let delivered = unsafe { call_direct(direct, &batch) };
+            self.lock().in_flight = false;
+            if !delivered {
+                // The function is gone; the threadsafe path decides what happens next.
+                let st = self.lock();
+                if st.queued > 0 {
+                    self.fire(st);
+                }
+                return;
+            }
+        }
+    }
+
+    /// JS thread, after a batch: release what a closed sink holds, then run the hook.
+    fn after_js(&self, env: napi::sys::napi_env) {
+        let mut st = self.lock();
+        if st.closing && st.queued == 0 && !st.in_flight {
+            // Releasing the function lets Node exit once the server or client is closed.
+            st.tsfn = None;
+            if let Some(d) = st.direct.take() {
+                // SAFETY: on the JS thread; nothing uses the reference after this.
+                unsafe { napi::sys::napi_delete_reference(d.env as _, d.func as _) };
+            }
+        }
+        drop(st);
+        self.signal_busy(false);
+        let hook = self.hook.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(h) = hook {
+            h(env);
         }
     }
 
@@ -123,8 +241,8 @@ impl JsSink {
         st.sealed.push_back(batch);
     }
 
-    fn fire(self: &Arc<Self>, mut st: MutexGuard<'_, State>) {
-        let Some(tsfn) = st.tsfn.clone() else { return };
+    /// The next batch to hand to JS, with a drop note appended when events were dropped.
+    fn next_batch(st: &mut State) -> Option<String> {
         if st.sealed.is_empty() {
             if st.dropped > 0 {
                 // Tell JS how many were dropped (`eventsDropped`), after what was kept.
@@ -135,20 +253,27 @@ impl JsSink {
                 st.queued += note.len() + 1;
                 st.dropped = 0;
             }
-            Self::seal(&mut st);
+            Self::seal(st);
         }
-        let Some(batch) = st.sealed.pop_front() else {
+        let batch = st.sealed.pop_front()?;
+        st.queued -= batch.len();
+        Some(batch)
+    }
+
+    fn fire(self: &Arc<Self>, mut st: MutexGuard<'_, State>) {
+        let Some(tsfn) = st.tsfn.clone() else { return };
+        let Some(batch) = Self::next_batch(&mut st) else {
             return;
         };
-        st.queued -= batch.len();
         st.in_flight = true;
         drop(st);
+        self.signal_busy(true);
         let me = self.clone();
         let status = tsfn.call_with_return_value(
             batch,
             ThreadsafeFunctionCallMode::NonBlocking,
-            move |_, _| {
-                me.returned();
+            move |_, env| {
+                me.returned(env.raw());
                 Ok(())
             },
         );
@@ -161,14 +286,51 @@ impl JsSink {
     }
 
     /// Runs on the JS thread after a batch was handled.
-    fn returned(self: &Arc<Self>) {
+    fn returned(self: &Arc<Self>, env: napi::sys::napi_env) {
         let mut st = self.lock();
         st.in_flight = false;
         if st.queued > 0 || st.dropped > 0 {
             self.fire(st);
-        } else if st.closing {
-            // Releasing the function lets Node exit once the server or client is closed.
-            st.tsfn = None;
+        } else {
+            drop(st);
+            self.after_js(env);
         }
     }
+}
+
+/// Calls the event function with `batch` from the JS thread's event loop (not from inside a
+/// JS call): a handle scope, then `napi_make_callback` so microtasks and `nextTick`s run after
+/// it as they do after any I/O callback. An exception becomes an uncaught exception.
+///
+/// # Safety
+/// Must run on the JS thread of `direct.env`, outside any JS call.
+unsafe fn call_direct(direct: Direct, batch: &str) -> bool {
+    use napi::sys;
+    let env = direct.env as sys::napi_env;
+    let ok = sys::Status::napi_ok;
+    let mut scope = std::ptr::null_mut();
+    if sys::napi_open_handle_scope(env, &mut scope) != ok {
+        return false;
+    }
+    let mut func = std::ptr::null_mut();
+    let mut arg = std::ptr::null_mut();
+    let mut recv = std::ptr::null_mut();
+    let ready = sys::napi_get_reference_value(env, direct.func as sys::napi_ref, &mut func) == ok
+        && !func.is_null()
+        && sys::napi_create_string_utf8(env, batch.as_ptr().cast(), batch.len() as isize, &mut arg)
+            == ok
+        && sys::napi_get_global(env, &mut recv) == ok;
+    if ready {
+        let mut result = std::ptr::null_mut();
+        let status =
+            sys::napi_make_callback(env, std::ptr::null_mut(), recv, func, 1, &arg, &mut result);
+        if status == sys::Status::napi_pending_exception {
+            let mut err = std::ptr::null_mut();
+            if sys::napi_get_and_clear_last_exception(env, &mut err) == ok {
+                sys::napi_fatal_exception(env, err);
+            }
+        }
+    }
+    sys::napi_close_handle_scope(env, scope);
+    ready
 }

@@ -4,6 +4,10 @@
 //! everything per-byte lives here.
 
 pub mod backoff;
+mod reader;
+
+use reader::ReadEnd;
+pub use reader::{Pumped, ReadHandoff, SocketReader};
 
 use crate::codes::{self, Code};
 use crate::net::{io_code, lock, now_ms};
@@ -98,6 +102,7 @@ struct Inner {
     above: AtomicBool,
     stop: CancellationToken,
     tracker: TaskTracker,
+    handoff: Option<Arc<dyn ReadHandoff>>,
 }
 
 impl Inner {
@@ -115,6 +120,15 @@ pub struct Client {
 impl Client {
     /// Starts connecting in the background; must be called inside a tokio runtime.
     pub fn start(opts: ClientOptions, events: EventSink) -> Client {
+        Client::start_with(opts, events, None)
+    }
+
+    /// Same, offering every authenticated connection to `handoff` as a second reader.
+    pub fn start_with(
+        opts: ClientOptions,
+        events: EventSink,
+        handoff: Option<Arc<dyn ReadHandoff>>,
+    ) -> Client {
         let inner = Arc::new(Inner {
             cipher: Seal::new(opts.encryption, opts.private_key.as_bytes()),
             opts,
@@ -123,6 +137,7 @@ impl Client {
             above: AtomicBool::new(false),
             stop: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            handoff,
         });
         inner.tracker.spawn(actor(inner.clone()));
         Client { inner }
@@ -482,18 +497,6 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
             Some(Ok(line)) => line,
         };
         let trimmed = crate::wire::frame::trim_line(&line);
-        if let Some((channel, groups)) = &me {
-            // The hot path: fields borrowed from the line, which goes to JS as it came (or
-            // with the decrypted body spliced in); nothing is re-encoded.
-            match Frame::parse(trimmed) {
-                Some(frame) => match check_incoming(inner, &frame, channel, groups) {
-                    Ok(frame) => inner.emit("frame", frame),
-                    Err(code) => receive_error(inner, code, &lossy(trimmed)),
-                },
-                None => not_an_object(inner, trimmed),
-            }
-            continue;
-        }
         let text = lossy(trimmed);
         let Parsed::Object(obj) = parse_line(trimmed) else {
             not_an_object(inner, trimmed);
@@ -530,18 +533,36 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
                     )));
                     *lock(&inner.out) = Some(out);
                 }
-                inner.emit(
-                    "ready",
-                    serde_json::json!({"channel": c, "groups": g}).to_string(),
-                );
                 me = Some((c, g));
                 end.was_ready = true;
+                break;
             }
             _ => {
                 inner.emit("authFail", format!("{{\"message\":{text}}}"));
                 break;
             }
         }
+    }
+    if let Some((c, g)) = me {
+        inner.emit(
+            "ready",
+            serde_json::json!({"channel": c, "groups": g}).to_string(),
+        );
+        let parts = framed.into_parts();
+        let reader = Arc::new(SocketReader::new(
+            inner.clone(),
+            parts.io,
+            parts.read_buf,
+            parts.codec,
+            (c, g),
+            READ_BUFFER,
+        ));
+        // After `ready`, so no other thread can route a frame ahead of it.
+        if let Some(h) = &inner.handoff {
+            h.attach(reader.clone());
+        }
+        read_authed(inner, &reader, &kill, &mut end).await;
+        reader.stop();
     }
     *lock(&inner.out) = None;
     kill.cancel();
@@ -552,6 +573,53 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
         let _ = w.shutdown().await;
     }
     end
+}
+
+/// The tokio side of reading an authenticated connection: wait for bytes (or the end another
+/// reader saw), pump, and keep the idle timeout.
+async fn read_authed(
+    inner: &Arc<Inner>,
+    reader: &SocketReader,
+    kill: &CancellationToken,
+    end: &mut SessionEnd,
+) {
+    loop {
+        // A JS thread that falls behind makes this client stop reading: TCP pushes back to the
+        // server, which drops us as a slow consumer, instead of frames piling up in memory.
+        while inner.events.backlog() > MAX_BACKLOG && !kill.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Pump before waiting: frames that came with the auth reply are already buffered.
+        if !reader.pump() {
+            end.had_error = matches!(reader.end(), Some(ReadEnd::Failed | ReadEnd::TooLarge));
+            return;
+        }
+        loop {
+            let idle = inner
+                .opts
+                .idle_timeout
+                .map(|t| tokio::time::Instant::from_std(reader.last_read() + t));
+            tokio::select! {
+                biased;
+                _ = kill.cancelled() => return,
+                _ = sleep_until_or_never(idle) => {
+                    if inner.opts.idle_timeout.is_some_and(|t| reader.last_read().elapsed() >= t) {
+                        inner.emit("timeout", "null".into());
+                        end.had_error = true;
+                        return;
+                    }
+                }
+                _ = reader.wait() => break,
+            }
+        }
+    }
+}
+
+async fn sleep_until_or_never(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn receive_error(inner: &Inner, code: Code, message_json: &str) {

@@ -1,0 +1,115 @@
+'use strict'
+
+// The client reads its socket on the JS thread when that thread is idle (libuv watcher) and on
+// a tokio thread otherwise. Whichever thread reads, frames must arrive whole, once, in order,
+// and a throwing handler must stay an uncaught exception. Each case also runs with the JS-thread
+// reader switched off (RICOCHET_JS_READ=0, read once per process, so in a child process).
+
+const path = require('node:path')
+const net = require('node:net')
+const { fork } = require('node:child_process')
+const { clearTimers, until, delay } = require('./helpers/waiting')
+const { readyAlpha } = require('./helpers/fake-server')
+
+const HOST = '127.0.0.1'
+const CHILD = path.join(__dirname, 'helpers', 'js-read-child.js')
+
+let cleanups = []
+afterEach(async () => {
+  const list = cleanups
+  cleanups = []
+  for (const fn of list.reverse()) await fn()
+  clearTimers()
+})
+
+const frame = (n) => JSON.stringify({
+  headers: { to: 'alpha', from: 'beta', id: 'id' + n, type: 'message', handle: 'chat.x', groups: ['g1'] },
+  body: { n, pad: 'y'.repeat(n % 300) }
+})
+
+/** A server that answers the auth line, then lets the test write raw bytes to the client. */
+async function rawServer () {
+  let sock = null
+  const srv = net.createServer((s) => {
+    sock = s
+    s.on('error', () => {})
+    let buf = ''
+    const onData = (d) => {
+      buf += d
+      if (!buf.includes('\n')) return
+      s.off('data', onData)
+      s.write(JSON.stringify({ auth: true, channel: 'alpha', groups: ['g1'] }) + '\n')
+    }
+    s.on('data', onData)
+  })
+  await new Promise((resolve) => srv.listen(0, HOST, resolve))
+  return {
+    port: srv.address().port,
+    write: (data) => new Promise((resolve) => sock.write(data, resolve)),
+    close: () => new Promise((resolve) => { if (sock) sock.destroy(); srv.close(() => resolve()) })
+  }
+}
+
+function runChild (env) {
+  return new Promise((resolve, reject) => {
+    const child = fork(CHILD, [], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+    let stderr = ''
+    let result = null
+    child.stderr.on('data', (d) => { stderr += d })
+    child.on('message', (m) => { result = m })
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15000)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      if (result) resolve(result)
+      else reject(new Error(`child exited ${code} without a result: ${stderr}`))
+    })
+  })
+}
+
+test('frames streamed in odd-sized pieces, with pauses, arrive whole, once and in order', async () => {
+  const srv = await rawServer()
+  cleanups.push(srv.close)
+  const seen = []
+  const c = await readyAlpha(srv.port, {}, (c) => c.handle('chat.x', (body) => seen.push(body.n)))
+  cleanups.push(() => c.close())
+
+  const N = 4000
+  let text = ''
+  for (let i = 0; i < N; i++) text += frame(i) + '\n'
+  // Deterministic piece sizes from 1 byte to ~40 KiB; some pieces are written after the
+  // client has gone idle, some back to back, so both readers get their turn.
+  let seed = 7
+  let at = 0
+  let piece = 0
+  while (at < text.length) {
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    const size = piece % 5 === 0 ? 1 + (seed % 7) : 1 + (seed % 40000)
+    await srv.write(text.slice(at, at + size))
+    at += size
+    if (piece++ % 3 === 0) await delay(1)
+  }
+  await until(() => seen.length >= N, 10000, 'every frame')
+  await delay(50)
+  expect(seen.length).toBe(N)
+  expect(seen.every((n, i) => n === i)).toBe(true)
+  // The JS thread did take part (on Linux and macOS, where libuv is there to watch with).
+  if (process.platform !== 'win32') expect(c._native.jsThreadReads()).toBeGreaterThan(0)
+})
+
+test.each([
+  ['on', {}],
+  ['off', { RICOCHET_JS_READ: '0' }]
+])('with the JS-thread reader %s, a throwing handler is an uncaught exception and later frames still arrive in order', async (_, env) => {
+  const result = await runChild(env)
+  expect(result.uncaught).toEqual(['boom 0'])
+  expect(result.seen).toEqual([0, 1, 2, 3, 4])
+  if (env.RICOCHET_JS_READ === '0') expect(result.jsThreadReads).toBe(0)
+  else if (process.platform !== 'win32') expect(result.jsThreadReads).toBeGreaterThan(0)
+})
+
+test('with the JS-thread reader off, a flood of frames still arrives whole and in order', async () => {
+  const result = await runChild({ RICOCHET_JS_READ: '0', JS_READ_CHILD_FLOOD: '2000' })
+  expect(result.seen.length).toBe(2000)
+  expect(result.seen.every((n, i) => n === i)).toBe(true)
+  expect(result.jsThreadReads).toBe(0)
+})

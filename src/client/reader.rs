@@ -1,0 +1,293 @@
+//! The read side of an authenticated connection, shared between the connection's tokio task and,
+//! when the embedder offers one, a second reader on the embedder's own thread.
+//!
+//! A frame that reaches JS through the tokio reader costs two thread wake-ups (the tokio worker,
+//! then the JS thread through a threadsafe function); on the 2-vCPU bench machine each one is
+//! tens of microseconds, which is most of a request/reply round trip. The Node binding therefore
+//! also watches the socket from the JS thread's own event loop and, when that thread is idle,
+//! reads and dispatches there directly. Whoever reads holds the lock for the whole
+//! read-and-route step, so frames keep their order whichever thread takes them; the tokio task
+//! stays the reader of last resort (JS busy, no event loop, other embedders).
+
+use super::{check_incoming, not_an_object, receive_error, Inner};
+use crate::codes;
+use crate::net::lock;
+use crate::wire::frame::{self, FrameError, LineCodec, STREAM_READ_BUFFER};
+use crate::wire::message::Frame;
+use bytes::BytesMut;
+use serde_json::Value;
+use std::io::ErrorKind;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio_util::codec::Decoder;
+
+/// Bytes one pump reads at most before returning.
+const PUMP_BUDGET: usize = 256 * 1024;
+
+/// Where a client can hand its authenticated connections to a second reader.
+pub trait ReadHandoff: Send + Sync {
+    /// A connection became ready: `reader` may now be pumped from another thread until
+    /// [`SocketReader::pump`] returns false. Called on a tokio thread.
+    fn attach(&self, reader: Arc<SocketReader>);
+}
+
+/// What one pump left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pumped {
+    /// The socket had nothing more.
+    Idle,
+    /// A budget ran out: more frames may be buffered or waiting on the socket.
+    More,
+    /// Reading this connection is over.
+    Ended,
+}
+
+/// How reading ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ReadEnd {
+    /// The session stopped reading (closed, timed out, replaced).
+    Stopped,
+    /// The server closed the connection.
+    Eof,
+    /// A socket error (reported as `error`).
+    Failed,
+    /// A line over the size limit (reported as `receiveError`).
+    TooLarge,
+}
+
+struct ReadState {
+    buf: BytesMut,
+    codec: LineCodec,
+    /// `None` while reading; set once by whoever saw the end.
+    end: Option<ReadEnd>,
+    /// When bytes last arrived (for the idle timeout).
+    last_read: Instant,
+}
+
+/// One authenticated connection's read half with its framing state.
+pub struct SocketReader {
+    rd: OwnedReadHalf,
+    state: Mutex<ReadState>,
+    inner: Arc<Inner>,
+    channel: Value,
+    groups: Value,
+    /// Wakes the tokio task when another thread saw the end.
+    ended: tokio::sync::Notify,
+    idle: usize,
+    /// Another thread watches the socket ...
+    watched: AtomicBool,
+    /// ... and is idle, so it will read itself: the tokio task waits instead of waking for
+    /// every read (two threads woken per read would cost what this saves).
+    other_idle: AtomicBool,
+    /// Wakes the tokio task when the watcher goes away or gets busy.
+    gate: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for SocketReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketReader").finish_non_exhaustive()
+    }
+}
+
+impl SocketReader {
+    pub(super) fn new(
+        inner: Arc<Inner>,
+        rd: OwnedReadHalf,
+        buf: BytesMut,
+        codec: LineCodec,
+        me: (Value, Value),
+        idle: usize,
+    ) -> SocketReader {
+        SocketReader {
+            rd,
+            state: Mutex::new(ReadState {
+                buf,
+                codec,
+                end: None,
+                last_read: Instant::now(),
+            }),
+            inner,
+            channel: me.0,
+            groups: me.1,
+            ended: tokio::sync::Notify::new(),
+            idle,
+            watched: AtomicBool::new(false),
+            other_idle: AtomicBool::new(false),
+            gate: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The socket's file descriptor, for an event loop to watch.
+    #[cfg(unix)]
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.rd.as_ref().as_raw_fd()
+    }
+
+    /// Reads whatever the socket holds and routes the frames into the client's events without
+    /// blocking; false once this connection's reading is over (then stop calling).
+    pub fn pump(&self) -> bool {
+        let mut st = lock(&self.state);
+        if st.end.is_some() {
+            return false;
+        }
+        self.drain(&mut st, usize::MAX) != Pumped::Ended
+    }
+
+    /// False once reading this connection is over.
+    pub fn is_open(&self) -> bool {
+        lock(&self.state).end.is_none()
+    }
+
+    /// Like [`SocketReader::pump`], routing at most `max_frames` frames and never waiting for
+    /// the lock: `None` when another thread is reading right now (it routes what is there).
+    pub fn try_pump(&self, max_frames: usize) -> Option<Pumped> {
+        let mut st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        if st.end.is_some() {
+            return Some(Pumped::Ended);
+        }
+        Some(self.drain(&mut st, max_frames))
+    }
+
+    /// When bytes last arrived.
+    pub(super) fn last_read(&self) -> Instant {
+        lock(&self.state).last_read
+    }
+
+    pub(super) fn end(&self) -> Option<ReadEnd> {
+        lock(&self.state).end
+    }
+
+    /// Another thread starts (true) or stops (false) watching the socket. Whoever stops must
+    /// say so, or nobody reads while that thread is idle.
+    pub fn set_watched(&self, on: bool) {
+        self.watched.store(on, Ordering::Release);
+        if !on {
+            self.gate.notify_one();
+        }
+    }
+
+    /// The watching thread is busy with earlier frames (false) or idle (true).
+    pub fn set_watcher_idle(&self, idle: bool) {
+        self.other_idle.store(idle, Ordering::Release);
+        if !idle {
+            self.gate.notify_one();
+        }
+    }
+
+    /// Waits until the socket may have bytes for this task, or another thread saw the end.
+    pub(super) async fn wait(&self) {
+        if self.watched.load(Ordering::Acquire) && self.other_idle.load(Ordering::Acquire) {
+            tokio::select! {
+                _ = self.gate.notified() => {}
+                _ = self.ended.notified() => {}
+            }
+            return;
+        }
+        tokio::select! {
+            _ = self.rd.readable() => {}
+            _ = self.ended.notified() => {}
+        }
+    }
+
+    /// Stops every reader: nothing is routed after this returns. The socket is shut down so a
+    /// watching event loop sees it end and lets go of it.
+    pub(super) fn stop(&self) {
+        let mut st = lock(&self.state);
+        if st.end.is_none() {
+            st.end = Some(ReadEnd::Stopped);
+        }
+        drop(st);
+        let _ = socket2::SockRef::from(self.rd.as_ref()).shutdown(std::net::Shutdown::Both);
+    }
+
+    fn drain(&self, st: &mut ReadState, max_frames: usize) -> Pumped {
+        // A peer that sends faster than this thread routes would keep it here for ever: read
+        // a bounded amount per call, then let the caller see to its other work.
+        let mut budget = PUMP_BUDGET;
+        let mut frames = 0;
+        loop {
+            while frames < max_frames {
+                match st.codec.decode(&mut st.buf) {
+                    Ok(Some(line)) => {
+                        frames += 1;
+                        self.route(&line);
+                    }
+                    Ok(None) => break,
+                    Err(FrameError::TooLarge { .. }) => return self.finish(st, ReadEnd::TooLarge),
+                    Err(FrameError::Io(e)) => {
+                        self.inner.emit("error", super::err_payload(&e));
+                        return self.finish(st, ReadEnd::Failed);
+                    }
+                }
+            }
+            if frames >= max_frames || budget == 0 {
+                return Pumped::More;
+            }
+            if st.buf.is_empty() && st.buf.capacity() > 2 * self.idle {
+                // The stream paused: give the big buffer back (see frame::next_line).
+                st.buf = BytesMut::with_capacity(self.idle);
+            }
+            if st.buf.capacity() - st.buf.len() < 512 {
+                let grow = if st.buf.capacity() < 2 * self.idle {
+                    self.idle
+                } else {
+                    STREAM_READ_BUFFER
+                };
+                st.buf.reserve(grow);
+            }
+            let room = st.buf.capacity() - st.buf.len();
+            match self.rd.try_read_buf(&mut st.buf) {
+                Ok(0) => {
+                    while let Ok(Some(line)) = st.codec.decode_eof(&mut st.buf) {
+                        self.route(&line);
+                    }
+                    self.inner.emit("end", "null".into());
+                    return self.finish(st, ReadEnd::Eof);
+                }
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    st.last_read = Instant::now();
+                    if n == room && st.buf.capacity() < 2 * self.idle {
+                        // More was waiting than the idle buffer holds: the peer is streaming.
+                        st.buf.reserve(STREAM_READ_BUFFER);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Pumped::Idle,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.inner.emit("error", super::err_payload(&e));
+                    return self.finish(st, ReadEnd::Failed);
+                }
+            }
+        }
+    }
+
+    fn finish(&self, st: &mut ReadState, end: ReadEnd) -> Pumped {
+        if end == ReadEnd::TooLarge {
+            receive_error(&self.inner, codes::MESSAGE_TOOLARGE, "null");
+        }
+        st.end = Some(end);
+        self.ended.notify_one();
+        Pumped::Ended
+    }
+
+    /// §5 on borrowed fields; the line goes to JS as it came (or with the decrypted body
+    /// spliced in); nothing is re-encoded.
+    fn route(&self, line: &[u8]) {
+        let trimmed = frame::trim_line(line);
+        match Frame::parse(trimmed) {
+            Some(frame) => match check_incoming(&self.inner, &frame, &self.channel, &self.groups) {
+                Ok(frame) => self.inner.emit("frame", frame),
+                Err(code) => receive_error(&self.inner, code, &super::lossy(trimmed)),
+            },
+            None => not_an_object(&self.inner, trimmed),
+        }
+    }
+}
