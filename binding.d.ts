@@ -21,10 +21,10 @@ export declare class NativeClient {
    */
   sendBatch(batch: string): SendBatchResult
   /**
-   * How many times this client read its socket on the JS thread (0 when that reader is
+   * How many frames this client read and routed on the JS thread (0 when that reader is
    * off); for diagnostics and tests.
    */
-  jsThreadReads(): number
+  jsThreadFrames(): number
   /** Bytes waiting to be written. */
   buffered(): number
   /** Stops reconnecting and closes; `_closed` is the last event. */

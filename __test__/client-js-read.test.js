@@ -45,6 +45,7 @@ async function rawServer () {
   await new Promise((resolve) => srv.listen(0, HOST, resolve))
   return {
     port: srv.address().port,
+    connected: () => sock !== null,
     write: (data) => new Promise((resolve) => sock.write(data, resolve)),
     close: () => new Promise((resolve) => { if (sock) sock.destroy(); srv.close(() => resolve()) })
   }
@@ -93,7 +94,7 @@ test('frames streamed in odd-sized pieces, with pauses, arrive whole, once and i
   expect(seen.length).toBe(N)
   expect(seen.every((n, i) => n === i)).toBe(true)
   // The JS thread did take part (on Linux and macOS, where libuv is there to watch with).
-  if (process.platform !== 'win32') expect(c._native.jsThreadReads()).toBeGreaterThan(0)
+  if (process.platform !== 'win32') expect(c._native.jsThreadFrames()).toBeGreaterThan(0)
 })
 
 test.each([
@@ -103,13 +104,43 @@ test.each([
   const result = await runChild(env)
   expect(result.uncaught).toEqual(['boom 0'])
   expect(result.seen).toEqual([0, 1, 2, 3, 4])
-  if (env.RICOCHET_JS_READ === '0') expect(result.jsThreadReads).toBe(0)
-  else if (process.platform !== 'win32') expect(result.jsThreadReads).toBeGreaterThan(0)
+  if (env.RICOCHET_JS_READ === '0') expect(result.jsThreadFrames).toBe(0)
+  else if (process.platform !== 'win32') expect(result.jsThreadFrames).toBeGreaterThan(0)
 })
 
 test('with the JS-thread reader off, a flood of frames still arrives whole and in order', async () => {
   const result = await runChild({ RICOCHET_JS_READ: '0', JS_READ_CHILD_FLOOD: '2000' })
   expect(result.seen.length).toBe(2000)
   expect(result.seen.every((n, i) => n === i)).toBe(true)
-  expect(result.jsThreadReads).toBe(0)
+  expect(result.jsThreadFrames).toBe(0)
+})
+
+/** Streams N frames, one every 25 ms, to a child client whose first handler call blocks its
+ * JS thread for 800 ms; resolves with the child's report. */
+async function stalledChild (N, env) {
+  const srv = await rawServer()
+  cleanups.push(srv.close)
+  const child = runChild({ JS_READ_CHILD_STALL: String(srv.port), JS_READ_CHILD_COUNT: String(N), ...env })
+  await until(() => srv.connected(), 5000, 'the child to connect')
+  await delay(200)
+  for (let i = 0; i < N; i++) {
+    await srv.write(frame(i) + '\n')
+    await delay(25)
+  }
+  return child
+}
+
+test('a JS thread stalled in a handler past the idle timeout does not make the client time out', async () => {
+  const N = 60
+  const result = await stalledChild(N, { JS_READ_CHILD_IDLE: '500' })
+  expect(result.events).toEqual([])
+  expect(result.seen).toEqual(Array.from({ length: N }, (_, i) => i))
+})
+
+test('while the JS thread is stalled in a handler, the tokio reader keeps reading the socket', async () => {
+  const N = 60
+  const result = await stalledChild(N, {})
+  expect(result.seen).toEqual(Array.from({ length: N }, (_, i) => i))
+  // About 32 frames arrive during the 800 ms stall; the JS thread could route none of them.
+  if (process.platform !== 'win32') expect(result.jsThreadFrames).toBeLessThanOrEqual(N - 10)
 })

@@ -8,7 +8,12 @@ const { Client } = require('../..')
 const { PARTIES } = require('./server')
 
 const flood = Number(process.env.JS_READ_CHILD_FLOOD || 0)
-const count = flood || 5
+// JS_READ_CHILD_STALL=<port>: connect to that server instead, block the JS thread for 800 ms
+// in the first handler call, and collect JS_READ_CHILD_COUNT frames (timeouts.idle from
+// JS_READ_CHILD_IDLE).
+const stallPort = Number(process.env.JS_READ_CHILD_STALL || 0)
+const count = stallPort ? Number(process.env.JS_READ_CHILD_COUNT) : flood || 5
+const events = []
 const uncaught = []
 const seen = []
 process.on('uncaughtException', (err) => uncaught.push(err.message))
@@ -36,21 +41,29 @@ const srv = net.createServer((s) => {
   })
 })
 
-srv.listen(0, '127.0.0.1', () => {
-  const c = new Client({ timeouts: { reconnect: 5000 } })
+function start (port) {
+  const c = new Client({ timeouts: { reconnect: 5000, idle: Number(process.env.JS_READ_CHILD_IDLE || 0) } })
+  for (const name of ['timeout', 'disconnected', 'receiveError']) c.on(name, () => events.push(name))
   c.handle('chat.x', (body) => {
     seen.push(body.n)
-    if (!flood && body.n === 0) throw new Error('boom 0')
+    if (stallPort && body.n === 0) {
+      const until = Date.now() + 800
+      while (Date.now() < until) {}
+    }
+    if (!flood && !stallPort && body.n === 0) throw new Error('boom 0')
     if (seen.length === count) {
       // Let a pending uncaught exception surface first.
       setTimeout(async () => {
-        process.send({ seen, uncaught, jsThreadReads: c._native.jsThreadReads() })
+        process.send({ seen, uncaught, events, jsThreadFrames: c._native.jsThreadFrames() })
         await c.close()
-        srv.close()
+        if (!stallPort) srv.close()
         process.disconnect()
       }, 50)
     }
   })
   const p = PARTIES.alpha
-  c.connect({ host: '127.0.0.1', port: srv.address().port, publicKey: p.publicKey, privateKey: p.privateKey, authKey: p.authKey })
-})
+  c.connect({ host: '127.0.0.1', port, publicKey: p.publicKey, privateKey: p.privateKey, authKey: p.authKey })
+}
+
+if (stallPort) start(stallPort)
+else srv.listen(0, '127.0.0.1', () => start(srv.address().port))

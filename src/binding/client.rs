@@ -169,13 +169,13 @@ impl NativeClient {
         }
     }
 
-    /// How many times this client read its socket on the JS thread (0 when that reader is
+    /// How many frames this client read and routed on the JS thread (0 when that reader is
     /// off); for diagnostics and tests.
     #[napi]
-    pub fn js_thread_reads(&self) -> f64 {
+    pub fn js_thread_frames(&self) -> f64 {
         #[cfg(unix)]
         if let Some(p) = &self.poller {
-            return p.reads() as f64;
+            return p.frames() as f64;
         }
         0.0
     }

@@ -83,8 +83,8 @@ struct Watch {
     words: usize,
     /// The poller's slot for its current handle, cleared when this one is freed.
     slot: Arc<Mutex<Option<usize>>>,
-    /// The poller's count of reads done on the JS thread.
-    reads: Arc<AtomicU64>,
+    /// The poller's count of frames routed on the JS thread.
+    frames: Arc<AtomicU64>,
 }
 
 /// A client's second reader: connections attached on tokio threads are watched from the JS
@@ -95,8 +95,10 @@ pub(crate) struct JsPoller {
     pending: Mutex<Option<std::sync::Weak<SocketReader>>>,
     /// The handle being watched, as an address (JS thread only).
     current: Arc<Mutex<Option<usize>>>,
-    /// Pumps done on the JS thread (diagnostics and tests).
-    reads: Arc<AtomicU64>,
+    /// Frames routed on the JS thread (diagnostics and tests).
+    frames: Arc<AtomicU64>,
+    /// The environment is being torn down: watch nothing more.
+    dead: AtomicBool,
 }
 
 impl ReadHandoff for JsPoller {
@@ -113,7 +115,8 @@ impl JsPoller {
             sink: sink.clone(),
             pending: Mutex::new(None),
             current: Arc::new(Mutex::new(None)),
-            reads: Arc::new(AtomicU64::new(0)),
+            frames: Arc::new(AtomicU64::new(0)),
+            dead: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&poller);
         sink.set_hook(Arc::new(move |env| {
@@ -124,13 +127,22 @@ impl JsPoller {
         Some(poller)
     }
 
-    /// How many times the JS thread read the socket itself.
-    pub fn reads(&self) -> u64 {
-        self.reads.load(Ordering::Relaxed)
+    /// How many frames the JS thread read and routed itself.
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    /// Environment teardown: stop watching for good.
+    fn shut(&self) {
+        self.dead.store(true, Ordering::Release);
+        if let (Some(uv), Some(h)) = (uv(), crate::net::lock(&self.current).take()) {
+            // SAFETY: JS thread (cleanup hooks run there); `h` is this poller's live handle.
+            unsafe { close_handle(uv, h as *mut c_void) };
+        }
     }
 
     /// JS thread: starts watching a newly attached connection (and stops the previous one).
-    fn service(&self, env: sys::napi_env) {
+    fn service(self: &Arc<Self>, env: sys::napi_env) {
         let Some(watched) = crate::net::lock(&self.pending)
             .take()
             .and_then(|w| w.upgrade())
@@ -138,6 +150,10 @@ impl JsPoller {
             return;
         };
         let Some(uv) = uv() else { return };
+        if self.dead.load(Ordering::Acquire) {
+            return;
+        }
+        register_cleanup(env, self);
         if let Some(old) = crate::net::lock(&self.current).take() {
             // SAFETY: JS thread; `old` is a live handle this poller started.
             unsafe { close_handle(uv, old as *mut c_void) };
@@ -163,7 +179,7 @@ impl JsPoller {
                 closing: AtomicBool::new(false),
                 words,
                 slot: self.current.clone(),
-                reads: self.reads.clone(),
+                frames: self.frames.clone(),
             });
             // `data` is the first field of every libuv handle.
             *handle.cast::<*mut c_void>() = Box::into_raw(watch).cast();
@@ -175,14 +191,13 @@ impl JsPoller {
             }
             *crate::net::lock(&self.current) = Some(handle as usize);
         }
-        watched.set_watcher_idle(self.sink.idle());
-        watched.set_watched(true);
         let weak = Arc::downgrade(&watched);
         self.sink.set_busy_hook(Some(Arc::new(move |busy| {
             if let Some(r) = weak.upgrade() {
                 r.set_watcher_idle(!busy);
             }
         })));
+        watched.set_watched(true);
     }
 }
 
@@ -221,6 +236,22 @@ unsafe fn free_handle(handle: *mut c_void, words: usize) {
 /// The socket is readable (or failed): read and dispatch here when the JS side has nothing
 /// else waiting; otherwise leave it to the tokio reader, which is already awake for it.
 unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_int) {
+    // A panic must not unwind into libuv (that would abort Node): stop watching instead and
+    // leave the connection to the tokio reader.
+    let caught = std::panic::catch_unwind(|| {
+        // SAFETY: libuv calls this with the handle `service` started, on the JS thread.
+        unsafe { readable(handle, status) }
+    });
+    if caught.is_err() {
+        if let Some(uv) = uv() {
+            close_handle(uv, handle);
+        }
+    }
+}
+
+/// # Safety
+/// JS thread, `handle` a live handle started by [`JsPoller::service`].
+unsafe fn readable(handle: *mut c_void, status: c_int) {
     let Some(uv) = uv() else { return };
     let watch = &*(*handle.cast::<*const Watch>());
     if watch.closing.load(Ordering::Acquire) {
@@ -237,28 +268,61 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
     // Small batches, each handed to JS before the next is read: what JS sends in reply goes
     // out (microtasks run after each call) while the peers are still busy with the rest, so
     // the processes keep working side by side instead of passing one big batch around.
-    let mut read = 0;
+    let mut rounds = 0;
     loop {
         watch.sink.hold(true);
         let pumped = watch.reader.try_pump(JS_FRAMES);
         watch.sink.hold(false);
         // Delivering may run JS that closes or replaces this handle: `closing` guards it.
         watch.sink.deliver_now();
-        if pumped.is_some() {
-            watch.reads.fetch_add(1, Ordering::Relaxed);
-        }
-        match pumped {
+        let Some((pumped, frames)) = pumped else {
             // Another thread holds the reader: it is routing what arrived.
-            None | Some(Pumped::Idle) => return,
-            Some(Pumped::Ended) => return close_handle(uv, handle),
-            Some(Pumped::More) => {}
+            return;
+        };
+        watch.frames.fetch_add(frames as u64, Ordering::Relaxed);
+        match pumped {
+            Pumped::Idle => return,
+            Pumped::Ended => return close_handle(uv, handle),
+            Pumped::More => {}
         }
-        read += 1;
-        if read == JS_ROUNDS || watch.closing.load(Ordering::Acquire) || !watch.sink.idle() {
+        rounds += 1;
+        if rounds == JS_ROUNDS || watch.closing.load(Ordering::Acquire) || !watch.sink.idle() {
             // Frames may be left in the read buffer, which the socket's readiness does not
             // show: hand them to the tokio reader.
             watch.reader.set_watcher_idle(false);
             return;
         }
+    }
+}
+
+/// Pollers per environment, so an environment's teardown (a worker thread ending) closes
+/// their handles before libuv's loop is closed.
+static ENVS: Mutex<Vec<(usize, Vec<std::sync::Weak<JsPoller>>)>> = Mutex::new(Vec::new());
+
+fn register_cleanup(env: sys::napi_env, poller: &Arc<JsPoller>) {
+    let mut envs = crate::net::lock(&ENVS);
+    let weak = Arc::downgrade(poller);
+    if let Some((_, list)) = envs.iter_mut().find(|(e, _)| *e == env as usize) {
+        list.retain(|w| w.strong_count() > 0);
+        if !list.iter().any(|w| w.ptr_eq(&weak)) {
+            list.push(weak);
+        }
+        return;
+    }
+    envs.push((env as usize, vec![weak]));
+    // SAFETY: JS thread of `env`; the hook runs once, at its teardown.
+    unsafe { sys::napi_add_env_cleanup_hook(env, Some(env_cleanup), env.cast()) };
+}
+
+unsafe extern "C" fn env_cleanup(env: *mut c_void) {
+    let list = {
+        let mut envs = crate::net::lock(&ENVS);
+        match envs.iter().position(|(e, _)| *e == env as usize) {
+            Some(i) => envs.swap_remove(i).1,
+            None => return,
+        }
+    };
+    for poller in list.iter().filter_map(|w| w.upgrade()) {
+        poller.shut();
     }
 }

@@ -36,13 +36,62 @@ struct State {
     hold: bool,
     /// A weak reference to the JS function, for calls made on the JS thread itself.
     direct: Option<Direct>,
+    /// The threadsafe function failed (environment going away): no direct calls either.
+    direct_dead: bool,
+    /// Told, under this lock so the signals keep their order, when JS gets a batch (true)
+    /// and when it has handled everything (false).
+    busy: Option<BusyHook>,
 }
 
-/// `napi_env` and `napi_ref` of the event function, as addresses (used on the JS thread only).
+/// `napi_env`, `napi_ref` of the event function and the async context direct calls run in,
+/// as addresses (used on the JS thread only).
 #[derive(Clone, Copy)]
 struct Direct {
     env: usize,
     func: usize,
+    ctx: usize,
+}
+
+impl Direct {
+    /// Creates the reference (weak: the threadsafe function keeps the function alive for as
+    /// long as it is used) and an async context named `ricochet:events`.
+    ///
+    /// # Safety
+    /// JS thread, with the env and value napi gave the current call.
+    unsafe fn new(env: napi::sys::napi_env, value: napi::sys::napi_value) -> Option<Direct> {
+        use napi::sys;
+        let ok = sys::Status::napi_ok;
+        let mut func = std::ptr::null_mut();
+        if sys::napi_create_reference(env, value, 0, &mut func) != ok {
+            return None;
+        }
+        let name = "ricochet:events";
+        let mut name_js = std::ptr::null_mut();
+        let mut ctx = std::ptr::null_mut();
+        if sys::napi_create_string_utf8(
+            env,
+            name.as_ptr().cast(),
+            name.len() as isize,
+            &mut name_js,
+        ) != ok
+            || sys::napi_async_init(env, std::ptr::null_mut(), name_js, &mut ctx) != ok
+        {
+            sys::napi_delete_reference(env, func);
+            return None;
+        }
+        Some(Direct {
+            env: env as usize,
+            func: func as usize,
+            ctx: ctx as usize,
+        })
+    }
+
+    /// # Safety
+    /// JS thread; not used afterwards.
+    unsafe fn release(self) {
+        napi::sys::napi_async_destroy(self.env as _, self.ctx as _);
+        napi::sys::napi_delete_reference(self.env as _, self.func as _);
+    }
 }
 
 /// The size at which a batch is sealed and a new one started.
@@ -69,8 +118,6 @@ pub(crate) type JsHook = Arc<dyn Fn(napi::sys::napi_env) + Send + Sync>;
 pub(crate) struct JsSink {
     state: Mutex<State>,
     hook: Mutex<Option<JsHook>>,
-    /// Told when JS starts on a batch (true) and when it has nothing left (false).
-    busy: Mutex<Option<BusyHook>>,
 }
 
 /// See [`JsSink::set_busy_hook`].
@@ -91,25 +138,18 @@ impl JsSink {
     /// Starts delivering to `on_events`; events queued before are delivered first.
     pub fn start(self: &Arc<Self>, on_events: Function<String, ()>) -> Result<()> {
         let raw = on_events.value();
-        let mut func = std::ptr::null_mut();
-        // Weak: the threadsafe function keeps the function alive for as long as it is used.
         // SAFETY: called on the JS thread with the env and value napi gave this call.
-        let direct =
-            (unsafe { napi::sys::napi_create_reference(raw.env, raw.value, 0, &mut func) }
-                == napi::sys::Status::napi_ok)
-                .then_some(Direct {
-                    env: raw.env as usize,
-                    func: func as usize,
-                });
+        let direct = unsafe { Direct::new(raw.env, raw.value) };
         let tsfn: EventFn = on_events
             .build_threadsafe_function()
             .callee_handled::<false>()
             .build()?;
         let mut st = self.lock();
         st.tsfn = Some(Arc::new(tsfn));
+        st.direct_dead = false;
         if let Some(old) = std::mem::replace(&mut st.direct, direct) {
             // SAFETY: on the JS thread; the old reference is not used again.
-            unsafe { napi::sys::napi_delete_reference(old.env as _, old.func as _) };
+            unsafe { old.release() };
         }
         st.closing = false;
         if st.queued > 0 && !st.in_flight {
@@ -153,22 +193,28 @@ impl JsSink {
     }
 
     /// Sets what is told when JS gets a batch to handle (true) and when it has handled
-    /// everything (false): the client's tokio reader reads only while JS is busy.
+    /// everything (false), and tells it the present state: the client's tokio reader leaves
+    /// the socket to the JS thread while JS is idle.
     pub fn set_busy_hook(&self, hook: Option<BusyHook>) {
-        *self.busy.lock().unwrap_or_else(|p| p.into_inner()) = hook;
+        let mut st = self.lock();
+        st.busy = hook;
+        let busy = !Self::is_idle(&st);
+        Self::tell_busy(&st, busy);
     }
 
-    fn signal_busy(&self, busy: bool) {
-        let hook = self.busy.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some(h) = hook {
+    fn tell_busy(st: &State, busy: bool) {
+        if let Some(h) = &st.busy {
             h(busy);
         }
     }
 
+    fn is_idle(st: &State) -> bool {
+        !st.in_flight && st.queued == 0 && st.dropped == 0
+    }
+
     /// True when nothing waits for JS and no call is on its way.
     pub fn idle(&self) -> bool {
-        let st = self.lock();
-        !st.in_flight && st.queued == 0 && st.dropped == 0
+        Self::is_idle(&self.lock())
     }
 
     /// While held, events are only queued; [`JsSink::deliver_now`] hands them over.
@@ -184,7 +230,7 @@ impl JsSink {
             if st.in_flight || st.hold {
                 return;
             }
-            let Some(direct) = st.direct else {
+            let Some(direct) = st.direct.filter(|_| !st.direct_dead) else {
                 if st.queued > 0 {
                     self.fire(st);
                 }
@@ -219,11 +265,13 @@ impl JsSink {
             st.tsfn = None;
             if let Some(d) = st.direct.take() {
                 // SAFETY: on the JS thread; nothing uses the reference after this.
-                unsafe { napi::sys::napi_delete_reference(d.env as _, d.func as _) };
+                unsafe { d.release() };
             }
         }
+        if Self::is_idle(&st) {
+            Self::tell_busy(&st, false);
+        }
         drop(st);
-        self.signal_busy(false);
         let hook = self.hook.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(h) = hook {
             h(env);
@@ -266,8 +314,8 @@ impl JsSink {
             return;
         };
         st.in_flight = true;
+        Self::tell_busy(&st, true);
         drop(st);
-        self.signal_busy(true);
         let me = self.clone();
         let status = tsfn.call_with_return_value(
             batch,
@@ -282,6 +330,7 @@ impl JsSink {
             let mut st = self.lock();
             st.in_flight = false;
             st.tsfn = None;
+            st.direct_dead = true;
         }
     }
 
@@ -322,9 +371,17 @@ unsafe fn call_direct(direct: Direct, batch: &str) -> bool {
         && sys::napi_get_global(env, &mut recv) == ok;
     if ready {
         let mut result = std::ptr::null_mut();
-        let status =
-            sys::napi_make_callback(env, std::ptr::null_mut(), recv, func, 1, &arg, &mut result);
-        if status == sys::Status::napi_pending_exception {
+        let status = sys::napi_make_callback(
+            env,
+            direct.ctx as sys::napi_async_context,
+            recv,
+            func,
+            1,
+            &arg,
+            &mut result,
+        );
+        let mut pending = false;
+        if status != ok && sys::napi_is_exception_pending(env, &mut pending) == ok && pending {
             let mut err = std::ptr::null_mut();
             if sys::napi_get_and_clear_last_exception(env, &mut err) == ok {
                 sys::napi_fatal_exception(env, err);

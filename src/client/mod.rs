@@ -603,7 +603,15 @@ async fn read_authed(
                 biased;
                 _ = kill.cancelled() => return,
                 _ = sleep_until_or_never(idle) => {
+                    // Bytes nobody has read yet are not silence.
+                    if !reader.pump() {
+                        end.had_error =
+                            matches!(reader.end(), Some(ReadEnd::Failed | ReadEnd::TooLarge));
+                        return;
+                    }
                     if inner.opts.idle_timeout.is_some_and(|t| reader.last_read().elapsed() >= t) {
+                        // Stopped first, so no frame is routed after `timeout`.
+                        reader.stop();
                         inner.emit("timeout", "null".into());
                         end.had_error = true;
                         return;

@@ -26,6 +26,9 @@ use tokio_util::codec::Decoder;
 /// Bytes one pump reads at most before returning.
 const PUMP_BUDGET: usize = 256 * 1024;
 
+/// How long bytes may wait for an idle watching thread before the tokio task reads them.
+const WATCHER_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Where a client can hand its authenticated connections to a second reader.
 pub trait ReadHandoff: Send + Sync {
     /// A connection became ready: `reader` may now be pumped from another thread until
@@ -83,6 +86,8 @@ pub struct SocketReader {
     other_idle: AtomicBool,
     /// Wakes the tokio task when the watcher goes away or gets busy.
     gate: tokio::sync::Notify,
+    /// `end` is still `None` (readable without the lock).
+    open: AtomicBool,
 }
 
 impl std::fmt::Debug for SocketReader {
@@ -116,6 +121,7 @@ impl SocketReader {
             watched: AtomicBool::new(false),
             other_idle: AtomicBool::new(false),
             gate: tokio::sync::Notify::new(),
+            open: AtomicBool::new(true),
         }
     }
 
@@ -133,26 +139,30 @@ impl SocketReader {
         if st.end.is_some() {
             return false;
         }
-        self.drain(&mut st, usize::MAX) != Pumped::Ended
+        self.drain(&mut st, usize::MAX, false).0 != Pumped::Ended
     }
 
     /// False once reading this connection is over.
     pub fn is_open(&self) -> bool {
-        lock(&self.state).end.is_none()
+        self.open.load(Ordering::Acquire)
     }
 
-    /// Like [`SocketReader::pump`], routing at most `max_frames` frames and never waiting for
-    /// the lock: `None` when another thread is reading right now (it routes what is there).
-    pub fn try_pump(&self, max_frames: usize) -> Option<Pumped> {
+    /// For a thread other than tokio's: like [`SocketReader::pump`], routing at most
+    /// `max_frames` frames and never waiting for the lock (`None` when another thread is
+    /// reading right now: it routes what is there). Also returns the frames routed.
+    ///
+    /// Reads the socket directly: tokio's own read would answer "would block" until tokio's
+    /// driver has seen the readiness, which this thread may see first.
+    pub fn try_pump(&self, max_frames: usize) -> Option<(Pumped, usize)> {
         let mut st = match self.state.try_lock() {
             Ok(st) => st,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return None,
         };
         if st.end.is_some() {
-            return Some(Pumped::Ended);
+            return Some((Pumped::Ended, 0));
         }
-        Some(self.drain(&mut st, max_frames))
+        Some(self.drain(&mut st, max_frames, true))
     }
 
     /// When bytes last arrived.
@@ -181,18 +191,53 @@ impl SocketReader {
         }
     }
 
-    /// Waits until the socket may have bytes for this task, or another thread saw the end.
+    /// Waits until there may be bytes for this task to read, or another thread saw the end.
+    ///
+    /// While another thread watches and is idle, this task leaves the reading to it, but still
+    /// watches: bytes that thread has not taken within [`WATCHER_GRACE`] (busy in a handler,
+    /// a GC pause) are read here, so a stalled JS thread neither stops reading (the server
+    /// would drop a slow consumer) nor makes the idle timeout fire while the server sends.
     pub(super) async fn wait(&self) {
-        if self.watched.load(Ordering::Acquire) && self.other_idle.load(Ordering::Acquire) {
-            tokio::select! {
-                _ = self.gate.notified() => {}
-                _ = self.ended.notified() => {}
+        loop {
+            let parked =
+                self.watched.load(Ordering::Acquire) && self.other_idle.load(Ordering::Acquire);
+            if !parked {
+                tokio::select! {
+                    _ = self.rd.readable() => {}
+                    _ = self.ended.notified() => {}
+                    _ = self.gate.notified() => {}
+                }
+                return;
             }
-            return;
+            tokio::select! {
+                r = self.rd.readable() => if r.is_err() { return },
+                _ = self.ended.notified() => return,
+                _ = self.gate.notified() => return,
+            }
+            if !self.bytes_waiting() {
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(WATCHER_GRACE) => {}
+                _ = self.ended.notified() => return,
+                _ = self.gate.notified() => return,
+            }
+            if self.bytes_waiting() {
+                return;
+            }
         }
-        tokio::select! {
-            _ = self.rd.readable() => {}
-            _ = self.ended.notified() => {}
+    }
+
+    /// Whether the socket holds unread bytes (or an end), without taking them. "No" also
+    /// clears tokio's readiness, so the next wait sleeps until new bytes come.
+    fn bytes_waiting(&self) -> bool {
+        let stream = self.rd.as_ref();
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        match stream.try_io(tokio::io::Interest::READABLE, || {
+            socket2::SockRef::from(stream).peek(&mut probe)
+        }) {
+            Ok(_) => true,
+            Err(e) => e.kind() != ErrorKind::WouldBlock,
         }
     }
 
@@ -202,12 +247,13 @@ impl SocketReader {
         let mut st = lock(&self.state);
         if st.end.is_none() {
             st.end = Some(ReadEnd::Stopped);
+            self.open.store(false, Ordering::Release);
         }
         drop(st);
         let _ = socket2::SockRef::from(self.rd.as_ref()).shutdown(std::net::Shutdown::Both);
     }
 
-    fn drain(&self, st: &mut ReadState, max_frames: usize) -> Pumped {
+    fn drain(&self, st: &mut ReadState, max_frames: usize, raw: bool) -> (Pumped, usize) {
         // A peer that sends faster than this thread routes would keep it here for ever: read
         // a bounded amount per call, then let the caller see to its other work.
         let mut budget = PUMP_BUDGET;
@@ -220,15 +266,17 @@ impl SocketReader {
                         self.route(&line);
                     }
                     Ok(None) => break,
-                    Err(FrameError::TooLarge { .. }) => return self.finish(st, ReadEnd::TooLarge),
+                    Err(FrameError::TooLarge { .. }) => {
+                        return (self.finish(st, ReadEnd::TooLarge), frames)
+                    }
                     Err(FrameError::Io(e)) => {
                         self.inner.emit("error", super::err_payload(&e));
-                        return self.finish(st, ReadEnd::Failed);
+                        return (self.finish(st, ReadEnd::Failed), frames);
                     }
                 }
             }
             if frames >= max_frames || budget == 0 {
-                return Pumped::More;
+                return (Pumped::More, frames);
             }
             if st.buf.is_empty() && st.buf.capacity() > 2 * self.idle {
                 // The stream paused: give the big buffer back (see frame::next_line).
@@ -243,13 +291,19 @@ impl SocketReader {
                 st.buf.reserve(grow);
             }
             let room = st.buf.capacity() - st.buf.len();
-            match self.rd.try_read_buf(&mut st.buf) {
+            let read = if raw {
+                self.read_raw(&mut st.buf)
+            } else {
+                self.rd.try_read_buf(&mut st.buf)
+            };
+            match read {
                 Ok(0) => {
                     while let Ok(Some(line)) = st.codec.decode_eof(&mut st.buf) {
+                        frames += 1;
                         self.route(&line);
                     }
                     self.inner.emit("end", "null".into());
-                    return self.finish(st, ReadEnd::Eof);
+                    return (self.finish(st, ReadEnd::Eof), frames);
                 }
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
@@ -259,14 +313,22 @@ impl SocketReader {
                         st.buf.reserve(STREAM_READ_BUFFER);
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Pumped::Idle,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return (Pumped::Idle, frames),
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.inner.emit("error", super::err_payload(&e));
-                    return self.finish(st, ReadEnd::Failed);
+                    return (self.finish(st, ReadEnd::Failed), frames);
                 }
             }
         }
+    }
+
+    /// `recv` into the buffer's spare room, bypassing tokio's readiness bookkeeping.
+    fn read_raw(&self, buf: &mut BytesMut) -> std::io::Result<usize> {
+        let n = socket2::SockRef::from(self.rd.as_ref()).recv(buf.spare_capacity_mut())?;
+        // SAFETY: recv initialised the first `n` bytes of the spare capacity.
+        unsafe { buf.set_len(buf.len() + n) };
+        Ok(n)
     }
 
     fn finish(&self, st: &mut ReadState, end: ReadEnd) -> Pumped {
@@ -274,6 +336,7 @@ impl SocketReader {
             receive_error(&self.inner, codes::MESSAGE_TOOLARGE, "null");
         }
         st.end = Some(end);
+        self.open.store(false, Ordering::Release);
         self.ended.notify_one();
         Pumped::Ended
     }
