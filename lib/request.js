@@ -37,16 +37,19 @@ class Request extends EventEmitter {
     this._done = false
     this._failure = undefined
     this._promise = null
+    this._resolve = null
+    this._reject = null
   }
 
   /** Resolves with the response data; rejects with an Error carrying `code`. */
   promise () {
     if (!this._promise) {
+      // The settle paths call these directly: three listeners (two `once` wrappers) per
+      // request were a visible share of a requester's allocations.
       this._promise = new Promise((resolve, reject) => {
         if (this._failure !== undefined) return reject(requestError(this._failure))
-        this.once('success', resolve)
-        this.once('fail', (err) => reject(requestError(err)))
-        this.on('error', (data) => reject(requestError(data)))
+        this._resolve = resolve
+        this._reject = reject
       })
     }
     return this._promise
@@ -76,6 +79,7 @@ class Request extends EventEmitter {
     this._settle()
     this._failure = data
     if (this.listenerCount('error') > 0) this.emit('error', data)
+    if (this._reject) this._reject(requestError(data))
   }
 
   _reply (status, body) {
@@ -90,8 +94,13 @@ class Request extends EventEmitter {
       const err = body && typeof body === 'object' ? body.error : undefined
       const data = body && typeof body === 'object' ? body.data : body
       this.emit('response', err, data)
-      if (err === undefined || err === null || err === '' || err === false) this.emit('success', data)
-      else this.emit('fail', err)
+      if (err === undefined || err === null || err === '' || err === false) {
+        this.emit('success', data)
+        if (this._resolve) this._resolve(data)
+      } else {
+        this.emit('fail', err)
+        if (this._reject) this._reject(requestError(err))
+      }
       return true
     }
     if (status === 'error') {
