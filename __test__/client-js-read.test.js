@@ -144,3 +144,39 @@ test('while the JS thread is stalled in a handler, the tokio reader keeps readin
   // About 32 frames arrive during the 800 ms stall; the JS thread could route none of them.
   if (process.platform !== 'win32') expect(result.jsThreadFrames).toBeLessThanOrEqual(N - 10)
 })
+
+test('a worker thread whose client is being watched can be terminated while connected', async () => {
+  const { Worker } = require('node:worker_threads')
+  const srv = await rawServer()
+  cleanups.push(srv.close)
+  const root = path.join(__dirname, '..')
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads')
+    const { Client } = require(${JSON.stringify(root)})
+    const { PARTIES } = require(${JSON.stringify(path.join(__dirname, 'helpers', 'server'))})
+    const c = new Client()
+    let n = 0
+    c.handle('chat.x', () => {
+      if (++n === 5) parentPort.postMessage({ n, jsThreadFrames: c._native.jsThreadFrames() })
+    })
+    const p = PARTIES.alpha
+    c.connect({ host: '127.0.0.1', port: workerData, publicKey: p.publicKey, privateKey: p.privateKey, authKey: p.authKey })
+  `
+  const worker = new Worker(code, { eval: true, workerData: srv.port })
+  const got = new Promise((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject) })
+  await until(() => srv.connected(), 5000, 'the worker to connect')
+  await delay(100)
+  for (let i = 0; i < 5; i++) {
+    await srv.write(frame(i) + '\n')
+    await delay(10)
+  }
+  const report = await got
+  expect(report.n).toBe(5)
+  if (process.platform !== 'win32') expect(report.jsThreadFrames).toBeGreaterThan(0)
+  // Frames keep coming while the worker goes away: its watcher is closed by the env cleanup
+  // hook, not left in a loop that is being closed (which aborts the process).
+  const writing = setInterval(() => { srv.write(frame(9) + '\n') }, 2)
+  await delay(20)
+  expect(await worker.terminate()).toBe(1)
+  clearInterval(writing)
+})
