@@ -180,3 +180,21 @@ test('a worker thread whose client is being watched can be terminated while conn
   expect(await worker.terminate()).toBe(1)
   clearInterval(writing)
 })
+
+test('once a handler calls close(), no later frame of the stream reaches a handler', async () => {
+  const srv = await rawServer()
+  cleanups.push(srv.close)
+  const seen = []
+  let closing = null
+  const c = await readyAlpha(srv.port, {}, (c) => c.handle('chat.x', (body) => {
+    seen.push(body.n)
+    if (body.n === 5) closing = c.close()
+  }))
+  cleanups.push(() => c.close())
+  let text = ''
+  for (let i = 0; i < 200; i++) text += frame(i) + '\n'
+  await srv.write(text)
+  await until(() => closing !== null, 5000, 'the handler to close the client')
+  await closing
+  expect(seen).toEqual([0, 1, 2, 3, 4, 5])
+})

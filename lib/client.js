@@ -402,6 +402,8 @@ class Client extends EventEmitter {
   }
 
   _receive (frame) {
+    // close() was called (maybe by an earlier handler of this batch): nothing more is handled.
+    if (this._state === 'closing' || this._state === 'closed') return
     const h = frame.headers
     if (h.type === 'reply') return this._receiveReply(frame)
     if (h.type !== 'message' && h.type !== 'request') return
