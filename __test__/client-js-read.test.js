@@ -198,3 +198,29 @@ test('once a handler calls close(), no later frame of the stream reaches a handl
   await closing
   expect(seen).toEqual([0, 1, 2, 3, 4, 5])
 })
+
+test('a ready event queued before close() does not bring a closing client back to ready', async () => {
+  const srv = await rawServer()
+  cleanups.push(srv.close)
+  const c = await readyAlpha(srv.port)
+  const readies = []
+  c.on('ready', () => readies.push(1))
+  const closed = c.close()
+  // What a batch holding [connected, ready, ...] delivers after a close() made by an earlier
+  // listener of the same batch.
+  c._event('ready', { channel: 'alpha', groups: ['g1'] })
+  expect(readies).toEqual([])
+  expect(c.ready).toBe(false)
+  await closed
+})
+
+test('a throwing success listener does not leave the promise of its request pending', async () => {
+  const { Request } = require('../lib/request')
+  const client = { config: { timeouts: { latencyBuffer: 0 } }, _pending: new Map() }
+  const req = new Request(client, 'id1', 'beta', 1000)
+  const p = req.promise()
+  req.on('success', () => { throw new Error('listener bug') })
+  req._arm()
+  expect(() => req._reply('response', { data: 42 })).toThrow('listener bug')
+  await expect(p).resolves.toBe(42)
+})

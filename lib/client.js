@@ -342,6 +342,8 @@ class Client extends EventEmitter {
       case 'ready':
         this.channel = p.channel
         this.groups = p.groups
+        // Queued before a close() that JS has already made: stay closing.
+        if (this._state === 'closing' || this._state === 'closed') return
         this._state = 'ready'
         this.emit('ready', p)
         return this._flushOffline()

@@ -78,8 +78,10 @@ class Request extends EventEmitter {
     if (this._done) return
     this._settle()
     this._failure = data
-    if (this.listenerCount('error') > 0) this.emit('error', data)
+    // Settled before the events: a throwing listener must not leave the promise pending
+    // (its reactions run as microtasks, after the events, as before).
     if (this._reject) this._reject(requestError(data))
+    if (this.listenerCount('error') > 0) this.emit('error', data)
   }
 
   _reply (status, body) {
@@ -93,14 +95,12 @@ class Request extends EventEmitter {
       this._settle()
       const err = body && typeof body === 'object' ? body.error : undefined
       const data = body && typeof body === 'object' ? body.data : body
+      const ok = err === undefined || err === null || err === '' || err === false
+      if (ok && this._resolve) this._resolve(data)
+      if (!ok && this._reject) this._reject(requestError(err))
       this.emit('response', err, data)
-      if (err === undefined || err === null || err === '' || err === false) {
-        this.emit('success', data)
-        if (this._resolve) this._resolve(data)
-      } else {
-        this.emit('fail', err)
-        if (this._reject) this._reject(requestError(err))
-      }
+      if (ok) this.emit('success', data)
+      else this.emit('fail', err)
       return true
     }
     if (status === 'error') {

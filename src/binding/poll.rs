@@ -243,6 +243,9 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
         unsafe { readable(handle, status) }
     });
     if caught.is_err() {
+        let watch = &*(*handle.cast::<*const Watch>());
+        // Events routed before the panic must still reach JS, through the threadsafe path.
+        watch.sink.recover();
         if let Some(uv) = uv() {
             close_handle(uv, handle);
         }
@@ -276,7 +279,12 @@ unsafe fn readable(handle: *mut c_void, status: c_int) {
         // Delivering may run JS that closes or replaces this handle: `closing` guards it.
         watch.sink.deliver_now();
         let Some((pumped, frames)) = pumped else {
-            // Another thread holds the reader: it is routing what arrived.
+            // Another thread holds the reader. After a round that stopped at its budget,
+            // frames may still be buffered that no readiness will announce: make sure the
+            // tokio reader looks.
+            if rounds > 0 {
+                watch.reader.set_watcher_idle(false);
+            }
             return;
         };
         watch.frames.fetch_add(frames as u64, Ordering::Relaxed);

@@ -217,6 +217,16 @@ impl JsSink {
         Self::is_idle(&self.lock())
     }
 
+    /// After a panic on the JS thread's read path: stop holding and hand what is queued to
+    /// the threadsafe function.
+    pub fn recover(self: &Arc<Self>) {
+        let mut st = self.lock();
+        st.hold = false;
+        if !st.in_flight && st.queued > 0 {
+            self.fire(st);
+        }
+    }
+
     /// While held, events are only queued; [`JsSink::deliver_now`] hands them over.
     pub fn hold(&self, on: bool) {
         self.lock().hold = on;
@@ -245,13 +255,15 @@ impl JsSink {
             drop(st);
             // SAFETY: on the JS thread (the caller's contract), outside any other JS call.
             let delivered = unsafe { call_direct(direct, &batch) };
-            self.lock().in_flight = false;
+            let mut st = self.lock();
+            st.in_flight = false;
             if !delivered {
-                // The function is gone; the threadsafe path decides what happens next.
-                let st = self.lock();
-                if st.queued > 0 {
-                    self.fire(st);
-                }
+                // JS was not called (environment going away): the batch goes back to the front
+                // and the threadsafe path decides what happens next.
+                st.queued += batch.len();
+                st.sealed.push_front(batch);
+                st.direct_dead = true;
+                self.fire(st);
                 return;
             }
         }

@@ -17,7 +17,7 @@ use crate::wire::message::Frame;
 use bytes::BytesMut;
 use serde_json::Value;
 use std::io::ErrorKind;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::net::tcp::OwnedReadHalf;
@@ -65,8 +65,6 @@ struct ReadState {
     codec: LineCodec,
     /// `None` while reading; set once by whoever saw the end.
     end: Option<ReadEnd>,
-    /// When bytes last arrived (for the idle timeout).
-    last_read: Instant,
 }
 
 /// One authenticated connection's read half with its framing state.
@@ -88,6 +86,13 @@ pub struct SocketReader {
     gate: tokio::sync::Notify,
     /// `end` is still `None` (readable without the lock).
     open: AtomicBool,
+    /// When bytes last arrived, in µs since `born` (an atomic, so the idle timer never holds
+    /// the lock the JS thread's reader needs).
+    last_read_us: AtomicU64,
+    born: Instant,
+    /// Bumped by every pump of the other thread, so the watchdog can tell a stalled thread
+    /// from one that keeps up.
+    other_progress: AtomicU64,
 }
 
 impl std::fmt::Debug for SocketReader {
@@ -111,7 +116,6 @@ impl SocketReader {
                 buf,
                 codec,
                 end: None,
-                last_read: Instant::now(),
             }),
             inner,
             channel: me.0,
@@ -122,6 +126,9 @@ impl SocketReader {
             other_idle: AtomicBool::new(false),
             gate: tokio::sync::Notify::new(),
             open: AtomicBool::new(true),
+            last_read_us: AtomicU64::new(0),
+            born: Instant::now(),
+            other_progress: AtomicU64::new(0),
         }
     }
 
@@ -159,6 +166,7 @@ impl SocketReader {
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return None,
         };
+        self.other_progress.fetch_add(1, Ordering::Release);
         if st.end.is_some() {
             return Some((Pumped::Ended, 0));
         }
@@ -167,7 +175,7 @@ impl SocketReader {
 
     /// When bytes last arrived.
     pub(super) fn last_read(&self) -> Instant {
-        lock(&self.state).last_read
+        self.born + std::time::Duration::from_micros(self.last_read_us.load(Ordering::Acquire))
     }
 
     pub(super) fn end(&self) -> Option<ReadEnd> {
@@ -214,6 +222,7 @@ impl SocketReader {
                 _ = self.ended.notified() => return,
                 _ = self.gate.notified() => return,
             }
+            let progress = self.other_progress.load(Ordering::Acquire);
             if !self.bytes_waiting() {
                 continue;
             }
@@ -222,7 +231,9 @@ impl SocketReader {
                 _ = self.ended.notified() => return,
                 _ = self.gate.notified() => return,
             }
-            if self.bytes_waiting() {
+            // Read here only if the watching thread has not pumped at all meanwhile: bytes
+            // present now may be newer ones it will take in its stride.
+            if self.other_progress.load(Ordering::Acquire) == progress && self.bytes_waiting() {
                 return;
             }
         }
@@ -307,7 +318,8 @@ impl SocketReader {
                 }
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
-                    st.last_read = Instant::now();
+                    let us = u64::try_from(self.born.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    self.last_read_us.store(us, Ordering::Release);
                     if n == room && st.buf.capacity() < 2 * self.idle {
                         // More was waiting than the idle buffer holds: the peer is streaming.
                         st.buf.reserve(STREAM_READ_BUFFER);
