@@ -213,14 +213,3 @@ test('a ready event queued before close() does not bring a closing client back t
   expect(c.ready).toBe(false)
   await closed
 })
-
-test('a throwing success listener does not leave the promise of its request pending', async () => {
-  const { Request } = require('../lib/request')
-  const client = { config: { timeouts: { latencyBuffer: 0 } }, _pending: new Map() }
-  const req = new Request(client, 'id1', 'beta', 1000)
-  const p = req.promise()
-  req.on('success', () => { throw new Error('listener bug') })
-  req._arm()
-  expect(() => req._reply('response', { data: 42 })).toThrow('listener bug')
-  await expect(p).resolves.toBe(42)
-})

@@ -39,6 +39,7 @@ class Request extends EventEmitter {
     this._promise = null
     this._resolve = null
     this._reject = null
+    this._answer = null
   }
 
   /** Resolves with the response data; rejects with an Error carrying `code`. */
@@ -48,6 +49,8 @@ class Request extends EventEmitter {
       // request were a visible share of a requester's allocations.
       this._promise = new Promise((resolve, reject) => {
         if (this._failure !== undefined) return reject(requestError(this._failure))
+        // Already answered (promise() asked for late, e.g. from a response listener).
+        if (this._answer) return this._answer.ok ? resolve(this._answer.value) : reject(requestError(this._answer.value))
         this._resolve = resolve
         this._reject = reject
       })
@@ -96,6 +99,7 @@ class Request extends EventEmitter {
       const err = body && typeof body === 'object' ? body.error : undefined
       const data = body && typeof body === 'object' ? body.data : body
       const ok = err === undefined || err === null || err === '' || err === false
+      this._answer = { ok, value: ok ? data : err }
       if (ok && this._resolve) this._resolve(data)
       if (!ok && this._reject) this._reject(requestError(err))
       this.emit('response', err, data)
