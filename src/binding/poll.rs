@@ -276,9 +276,13 @@ unsafe fn readable(handle: *mut c_void, status: c_int) {
         watch.sink.hold(true);
         let pumped = watch.reader.try_pump(JS_FRAMES);
         watch.sink.hold(false);
+        if let Some((_, frames)) = pumped {
+            // Counted before JS sees them, so a handler reading the count includes its frame.
+            watch.frames.fetch_add(frames as u64, Ordering::Relaxed);
+        }
         // Delivering may run JS that closes or replaces this handle: `closing` guards it.
         watch.sink.deliver_now();
-        let Some((pumped, frames)) = pumped else {
+        let Some((pumped, _)) = pumped else {
             // Another thread holds the reader. After a round that stopped at its budget,
             // frames may still be buffered that no readiness will announce: make sure the
             // tokio reader looks.
@@ -287,7 +291,6 @@ unsafe fn readable(handle: *mut c_void, status: c_int) {
             }
             return;
         };
-        watch.frames.fetch_add(frames as u64, Ordering::Relaxed);
         match pumped {
             Pumped::Idle => return,
             Pumped::Ended => return close_handle(uv, handle),

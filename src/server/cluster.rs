@@ -109,11 +109,17 @@ impl Cluster {
         matches!(tokio::time::timeout(PROBE_TIMEOUT, probe).await, Ok(Ok(_)))
     }
 
-    /// Subscribes to `channel`'s subject and waits until NATS has it (a flush), so frames
-    /// other servers route right after the login reply are not missed.
+    /// Subscribes to `channel`'s subject and waits until NATS has it, so frames other servers
+    /// route right after the login reply are not missed.
+    ///
+    /// async-nats' `flush()` only empties the socket buffer; NATS itself may not have processed
+    /// the subscription yet, and a frame from another server then gets "no responders"
+    /// (`message_norecipient`). A request on this connection to a subject nobody serves comes
+    /// back (as "no responders") only after NATS has handled everything sent before it.
     pub async fn subscribe(&self, channel: &str) -> Option<async_nats::Subscriber> {
         let sub = self.nats.subscribe(subject(channel)).await.ok()?;
-        let _ = tokio::time::timeout(SUBSCRIBE_TIMEOUT, self.nats.flush()).await;
+        let round_trip = self.nats.request(self.nats.new_inbox(), Bytes::new());
+        let _ = tokio::time::timeout(SUBSCRIBE_TIMEOUT, round_trip).await;
         Some(sub)
     }
 
