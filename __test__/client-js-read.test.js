@@ -6,50 +6,18 @@
 // reader switched off (RICOCHET_JS_READ=0, read once per process, so in a child process).
 
 const path = require('node:path')
-const net = require('node:net')
 const { fork } = require('node:child_process')
-const { clearTimers, until, delay } = require('./helpers/waiting')
-const { readyAlpha } = require('./helpers/fake-server')
+const { until, delay, useCleanups } = require('./helpers/waiting')
+const { fakeServer, readyAlpha } = require('./helpers/fake-server')
 
-const HOST = '127.0.0.1'
 const CHILD = path.join(__dirname, 'helpers', 'js-read-child.js')
 
-let cleanups = []
-afterEach(async () => {
-  const list = cleanups
-  cleanups = []
-  for (const fn of list.reverse()) await fn()
-  clearTimers()
-})
+const onCleanup = useCleanups()
 
 const frame = (n) => JSON.stringify({
   headers: { to: 'alpha', from: 'beta', id: 'id' + n, type: 'message', handle: 'chat.x', groups: ['g1'] },
   body: { n, pad: 'y'.repeat(n % 300) }
 })
-
-/** A server that answers the auth line, then lets the test write raw bytes to the client. */
-async function rawServer () {
-  let sock = null
-  const srv = net.createServer((s) => {
-    sock = s
-    s.on('error', () => {})
-    let buf = ''
-    const onData = (d) => {
-      buf += d
-      if (!buf.includes('\n')) return
-      s.off('data', onData)
-      s.write(JSON.stringify({ auth: true, channel: 'alpha', groups: ['g1'] }) + '\n')
-    }
-    s.on('data', onData)
-  })
-  await new Promise((resolve) => srv.listen(0, HOST, resolve))
-  return {
-    port: srv.address().port,
-    connected: () => sock !== null,
-    write: (data) => new Promise((resolve) => sock.write(data, resolve)),
-    close: () => new Promise((resolve) => { if (sock) sock.destroy(); srv.close(() => resolve()) })
-  }
-}
 
 function runChild (env) {
   return new Promise((resolve, reject) => {
@@ -68,11 +36,11 @@ function runChild (env) {
 }
 
 test('frames streamed in odd-sized pieces, with pauses, arrive whole, once and in order', async () => {
-  const srv = await rawServer()
-  cleanups.push(srv.close)
+  const srv = await fakeServer()
+  onCleanup(srv.close)
   const seen = []
   const c = await readyAlpha(srv.port, {}, (c) => c.handle('chat.x', (body) => seen.push(body.n)))
-  cleanups.push(() => c.close())
+  onCleanup(() => c.close())
 
   const N = 4000
   let text = ''
@@ -118,8 +86,8 @@ test('with the JS-thread reader off, a flood of frames still arrives whole and i
 /** Streams N frames, one every 25 ms, to a child client whose first handler call blocks its
  * JS thread for 800 ms; resolves with the child's report. */
 async function stalledChild (N, env) {
-  const srv = await rawServer()
-  cleanups.push(srv.close)
+  const srv = await fakeServer()
+  onCleanup(srv.close)
   const child = runChild({ JS_READ_CHILD_STALL: String(srv.port), JS_READ_CHILD_COUNT: String(N), ...env })
   await until(() => srv.connected(), 5000, 'the child to connect')
   await delay(200)
@@ -147,8 +115,8 @@ test('while the JS thread is stalled in a handler, the tokio reader keeps readin
 
 test('a worker thread whose client is being watched can be terminated while connected', async () => {
   const { Worker } = require('node:worker_threads')
-  const srv = await rawServer()
-  cleanups.push(srv.close)
+  const srv = await fakeServer()
+  onCleanup(srv.close)
   const root = path.join(__dirname, '..')
   const code = `
     const { parentPort, workerData } = require('node:worker_threads')
@@ -161,7 +129,7 @@ test('a worker thread whose client is being watched can be terminated while conn
     c.connect({ host: '127.0.0.1', port: workerData, publicKey: p.publicKey, privateKey: p.privateKey, authKey: p.authKey })
   `
   const worker = new Worker(code, { eval: true, workerData: srv.port })
-  cleanups.push(() => worker.terminate())
+  onCleanup(() => worker.terminate())
   let last = { n: 0, jsThreadFrames: 0 }
   worker.on('message', (m) => { last = m })
   worker.on('error', () => {})
@@ -175,21 +143,21 @@ test('a worker thread whose client is being watched can be terminated while conn
   // Frames keep coming while the worker goes away: its watcher is closed by the env cleanup
   // hook, not left in a loop that is being closed (which aborts the process).
   const writing = setInterval(() => { srv.write(frame(9) + '\n') }, 2)
-  cleanups.push(() => clearInterval(writing))
+  onCleanup(() => clearInterval(writing))
   await delay(20)
   expect(await worker.terminate()).toBe(1)
 })
 
 test('once a handler calls close(), no later frame of the stream reaches a handler', async () => {
-  const srv = await rawServer()
-  cleanups.push(srv.close)
+  const srv = await fakeServer()
+  onCleanup(srv.close)
   const seen = []
   let closing = null
   const c = await readyAlpha(srv.port, {}, (c) => c.handle('chat.x', (body) => {
     seen.push(body.n)
     if (body.n === 5) closing = c.close()
   }))
-  cleanups.push(() => c.close())
+  onCleanup(() => c.close())
   let text = ''
   for (let i = 0; i < 200; i++) text += frame(i) + '\n'
   await srv.write(text)
@@ -199,8 +167,8 @@ test('once a handler calls close(), no later frame of the stream reaches a handl
 })
 
 test('a ready event queued before close() does not bring a closing client back to ready', async () => {
-  const srv = await rawServer()
-  cleanups.push(srv.close)
+  const srv = await fakeServer()
+  onCleanup(srv.close)
   const c = await readyAlpha(srv.port)
   const readies = []
   c.on('ready', () => readies.push(1))

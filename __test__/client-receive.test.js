@@ -4,20 +4,14 @@
 // what is delivered (and with which body), what becomes receiveError with which code, and what
 // is dropped silently. A raw TCP server plays the server side so any bytes can be sent.
 
-const { clearTimers, until } = require('./helpers/waiting')
+const { until, useCleanups } = require('./helpers/waiting')
 const { fakeServer, readyAlpha } = require('./helpers/fake-server')
 const { PARTIES } = require('./helpers/server')
 const { encrypt } = require('./helpers/wire')
 
 const ALPHA = PARTIES.alpha
 
-let cleanups = []
-afterEach(async () => {
-  const list = cleanups
-  cleanups = []
-  for (const fn of list.reverse()) await fn()
-  clearTimers()
-})
+const onCleanup = useCleanups()
 
 /**
  * A fake server that answers the auth frame with `authReply`, then writes `lines` (one frame
@@ -25,14 +19,14 @@ afterEach(async () => {
  */
 async function clientReceiving (lines, authReply) {
   const srv = await fakeServer({ authReply, afterAuth: lines })
-  cleanups.push(srv.close)
+  onCleanup(srv.close)
   const got = { messages: [], requests: [], errors: [] }
   const c = await readyAlpha(srv.port, {}, (c) => {
     c.handle('chat.*', (body, msg) => got.messages.push({ body, headers: msg.headers }))
     c.handle('job.*', (body, reply, msg) => got.requests.push({ body, headers: msg.headers }))
     c.on('receiveError', (e) => got.errors.push(e))
   })
-  cleanups.push(() => c.close())
+  onCleanup(() => c.close())
   return got
 }
 

@@ -5,7 +5,7 @@
 // encrypted[, timeout]}), a fresh 32-character id per frame, the body encrypted with the id as
 // pad. A raw TCP server plays the server side and keeps every line.
 
-const { clearTimers, until } = require('./helpers/waiting')
+const { until, useCleanups } = require('./helpers/waiting')
 const { fakeServer, readyAlpha } = require('./helpers/fake-server')
 const { PARTIES } = require('./helpers/server')
 const { decryptRaw, DELIM } = require('./helpers/wire')
@@ -13,20 +13,14 @@ const { decryptRaw, DELIM } = require('./helpers/wire')
 const ALPHA = PARTIES.alpha
 const ID = /^[A-Za-z0-9]{32}$/
 
-let cleanups = []
-afterEach(async () => {
-  const list = cleanups
-  cleanups = []
-  for (const fn of list.reverse()) await fn()
-  clearTimers()
-})
+const onCleanup = useCleanups()
 
 /** A ready client of alpha and the frames (after the auth frame) its fake server received. */
 async function capturingClient (config = {}, afterAuth = []) {
   const srv = await fakeServer({ afterAuth })
-  cleanups.push(srv.close)
+  onCleanup(srv.close)
   const c = await readyAlpha(srv.port, config)
-  cleanups.push(() => c.close())
+  onCleanup(() => c.close())
   return { c, lines: srv.lines }
 }
 

@@ -12,13 +12,16 @@ const HOST = '127.0.0.1'
 
 /**
  * Answers the first line a connection sends (the auth frame) with `authReply`, then writes
- * `afterAuth` (one frame per entry); every later line it receives goes to `lines`.
+ * `afterAuth` (one frame per entry); every later line it receives goes to `lines`. `write`
+ * sends raw bytes to the latest connection later on.
  */
 async function fakeServer ({ authReply = { auth: true, channel: 'alpha', groups: ['g1'] }, afterAuth = [] } = {}) {
   const sockets = new Set()
   const lines = []
+  let latest = null
   const srv = net.createServer((sock) => {
     sockets.add(sock)
+    latest = sock
     sock.on('error', () => {})
     sock.on('close', () => sockets.delete(sock))
     let buf = ''
@@ -43,6 +46,8 @@ async function fakeServer ({ authReply = { auth: true, channel: 'alpha', groups:
   return {
     port: srv.address().port,
     lines,
+    connected: () => latest !== null,
+    write: (data) => new Promise((resolve) => latest.write(data, resolve)),
     close: () => new Promise((resolve) => {
       for (const s of sockets) s.destroy()
       srv.close(() => resolve())

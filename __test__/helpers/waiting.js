@@ -52,4 +52,19 @@ async function until (pred, ms = 5000, label = 'condition') {
   }
 }
 
-module.exports = { clearTimers, delay, nextEvent, within, until }
+/**
+ * Registers an afterEach that runs, newest first, the cleanups a test adds with the returned
+ * function (sockets, servers, clients), then clears the helpers' timers.
+ */
+function useCleanups () {
+  let list = []
+  afterEach(async () => {
+    const run = list
+    list = []
+    for (const fn of run.reverse()) await fn()
+    clearTimers()
+  })
+  return (fn) => { list.push(fn) }
+}
+
+module.exports = { clearTimers, delay, nextEvent, within, until, useCleanups }
