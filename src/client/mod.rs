@@ -589,44 +589,29 @@ async fn read_authed(
         while inner.events.backlog() > MAX_BACKLOG && !kill.is_cancelled() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        // Pump before waiting: frames that came with the auth reply are already buffered.
+        // Pump before waiting (frames that came with the auth reply are already buffered) and
+        // before judging silence (bytes nobody has read yet are not silence).
         if !reader.pump() {
             end.had_error = matches!(reader.end(), Some(ReadEnd::Failed | ReadEnd::TooLarge));
             return;
         }
-        loop {
-            let idle = inner
-                .opts
-                .idle_timeout
-                .map(|t| tokio::time::Instant::from_std(reader.last_read() + t));
-            tokio::select! {
-                biased;
-                _ = kill.cancelled() => return,
-                _ = sleep_until_or_never(idle) => {
-                    // Bytes nobody has read yet are not silence.
-                    if !reader.pump() {
-                        end.had_error =
-                            matches!(reader.end(), Some(ReadEnd::Failed | ReadEnd::TooLarge));
-                        return;
-                    }
-                    if inner.opts.idle_timeout.is_some_and(|t| reader.last_read().elapsed() >= t) {
-                        // Stopped first, so no frame is routed after `timeout`.
-                        reader.stop();
-                        inner.emit("timeout", "null".into());
-                        end.had_error = true;
-                        return;
-                    }
-                }
-                _ = reader.wait() => break,
-            }
+        let idle_left = inner
+            .opts
+            .idle_timeout
+            .map(|t| (reader.last_read() + t).saturating_duration_since(std::time::Instant::now()));
+        if idle_left == Some(Duration::ZERO) {
+            // Stopped first, so no frame is routed after `timeout`.
+            reader.stop();
+            inner.emit("timeout", "null".into());
+            end.had_error = true;
+            return;
         }
-    }
-}
-
-async fn sleep_until_or_never(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+        tokio::select! {
+            biased;
+            _ = kill.cancelled() => return,
+            _ = crate::server::sleep_or_never(idle_left) => {}
+            _ = reader.wait() => {}
+        }
     }
 }
 

@@ -142,11 +142,7 @@ impl SocketReader {
     /// Reads whatever the socket holds and routes the frames into the client's events without
     /// blocking; false once this connection's reading is over (then stop calling).
     pub fn pump(&self) -> bool {
-        let mut st = lock(&self.state);
-        if st.end.is_some() {
-            return false;
-        }
-        self.drain(&mut st, usize::MAX, false).0 != Pumped::Ended
+        self.drain(&mut lock(&self.state), usize::MAX, false).0 != Pumped::Ended
     }
 
     /// False once reading this connection is over.
@@ -167,9 +163,6 @@ impl SocketReader {
             Err(std::sync::TryLockError::WouldBlock) => return None,
         };
         self.other_progress.fetch_add(1, Ordering::Release);
-        if st.end.is_some() {
-            return Some((Pumped::Ended, 0));
-        }
         Some(self.drain(&mut st, max_frames, true))
     }
 
@@ -265,6 +258,9 @@ impl SocketReader {
     }
 
     fn drain(&self, st: &mut ReadState, max_frames: usize, raw: bool) -> (Pumped, usize) {
+        if st.end.is_some() {
+            return (Pumped::Ended, 0);
+        }
         // A peer that sends faster than this thread routes would keep it here for ever: read
         // a bounded amount per call, then let the caller see to its other work.
         let mut budget = PUMP_BUDGET;
