@@ -2,7 +2,7 @@
 
 // The client reads its socket on the JS thread when that thread is idle (libuv watcher) and on
 // a tokio thread otherwise. Whichever thread reads, frames must arrive whole, once, in order,
-// and a throwing handler must stay an uncaught exception. Each case also runs with the JS-thread
+// and a throwing handler must stay an uncaught exception. Some cases also run with the JS-thread
 // reader switched off (RICOCHET_JS_READ=0, read once per process, so in a child process).
 
 const path = require('node:path')
