@@ -16,7 +16,7 @@ use crate::wire::crypto;
 use crate::wire::frame::{FrameError, LineCodec};
 use crate::wire::json;
 use crate::wire::message::{parse_line, Frame, Headers, Parsed};
-use crate::wire::outbound::Outbound;
+use crate::wire::outbound::{Outbound, WriteSide};
 use crate::wire::seal::{Encryption, Seal};
 use bytes::Bytes;
 use serde_json::value::RawValue;
@@ -518,21 +518,6 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
             .and_then(|v| serde_json::from_str::<Value>(v.get()).ok());
         match (auth, channel, groups) {
             (Some("true"), Some(c), Some(g)) => {
-                if let Some(w) = idle_wr.take() {
-                    let out = Outbound::new(w);
-                    let drained = inner.clone();
-                    writer = Some(inner.tracker.spawn(out.clone().run(
-                        kill.clone(),
-                        move |left| {
-                            if left < drained.opts.high_water
-                                && drained.above.swap(false, Ordering::AcqRel)
-                            {
-                                drained.emit("drain", "null".into());
-                            }
-                        },
-                    )));
-                    *lock(&inner.out) = Some(out);
-                }
                 me = Some((c, g));
                 end.was_ready = true;
                 break;
@@ -543,15 +528,55 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
             }
         }
     }
-    if let Some((c, g)) = me {
+    if let (Some((c, g)), Some(wr)) = (me, idle_wr.take()) {
+        let parts = framed.into_parts();
+        // From here tokio watches the socket for writability only (see WriteSide); reading
+        // registers on demand (SocketReader::wait).
+        let sock = match parts
+            .io
+            .reunite(wr)
+            .map_err(|_| std::io::Error::other("socket halves do not match"))
+            .and_then(TcpStream::into_std)
+            .map(Arc::new)
+        {
+            Ok(sock) => sock,
+            Err(e) => {
+                inner.emit("error", err_payload(&e));
+                end.had_error = true;
+                return end;
+            }
+        };
+        match WriteSide::write_only(sock.clone()) {
+            Ok(w) => {
+                let out = Outbound::new(w);
+                let drained = inner.clone();
+                writer = Some(
+                    inner
+                        .tracker
+                        .spawn(out.clone().run(kill.clone(), move |left| {
+                            if left < drained.opts.high_water
+                                && drained.above.swap(false, Ordering::AcqRel)
+                            {
+                                drained.emit("drain", "null".into());
+                            }
+                        })),
+                );
+                *lock(&inner.out) = Some(out);
+            }
+            Err(e) => {
+                inner.emit("error", err_payload(&e));
+                end.had_error = true;
+                let _ = sock.shutdown(std::net::Shutdown::Both);
+                return end;
+            }
+        }
         inner.emit(
             "ready",
             serde_json::json!({"channel": c, "groups": g}).to_string(),
         );
-        let parts = framed.into_parts();
         let reader = Arc::new(SocketReader::new(
             inner.clone(),
-            parts.io,
+            sock,
             parts.read_buf,
             parts.codec,
             (c, g),

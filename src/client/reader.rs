@@ -19,15 +19,23 @@ use serde_json::Value;
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
-use tokio::net::tcp::OwnedReadHalf;
+use std::time::{Duration, Instant};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio_util::codec::Decoder;
 
 /// Bytes one pump reads at most before returning.
 const PUMP_BUDGET: usize = 256 * 1024;
 
 /// How long bytes may wait for an idle watching thread before the tokio task reads them.
-const WATCHER_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
+const WATCHER_GRACE: Duration = Duration::from_millis(2);
+
+/// How long the tokio task stops listening for arrivals once it has seen the watching thread
+/// take them itself. While it listens, every arrival wakes a tokio thread too, and the peer's
+/// send pays for waking both: on a 2-vCPU VM that was as much CPU as routing the frame. A
+/// watching thread that stalls in this window is noticed at its end (the stall's frames could
+/// not have been handled sooner anyway; the kernel buffers them meanwhile).
+const QUIET: Duration = Duration::from_millis(20);
 
 /// Where a client can hand its authenticated connections to a second reader.
 pub trait ReadHandoff: Send + Sync {
@@ -69,7 +77,11 @@ struct ReadState {
 
 /// One authenticated connection's read half with its framing state.
 pub struct SocketReader {
-    rd: OwnedReadHalf,
+    /// Registered with tokio for writability only (the writer's [`crate::wire::outbound::WriteSide`]).
+    sock: Arc<std::net::TcpStream>,
+    /// A duplicate of the socket registered with tokio for readability, while the tokio task
+    /// wants to hear of arrivals; dropped (deregistered) while another thread reads.
+    reg: Mutex<Option<Arc<AsyncFd<std::net::TcpStream>>>>,
     state: Mutex<ReadState>,
     inner: Arc<Inner>,
     channel: Value,
@@ -104,14 +116,15 @@ impl std::fmt::Debug for SocketReader {
 impl SocketReader {
     pub(super) fn new(
         inner: Arc<Inner>,
-        rd: OwnedReadHalf,
+        sock: Arc<std::net::TcpStream>,
         buf: BytesMut,
         codec: LineCodec,
         me: (Value, Value),
         idle: usize,
     ) -> SocketReader {
         SocketReader {
-            rd,
+            sock,
+            reg: Mutex::new(None),
             state: Mutex::new(ReadState {
                 buf,
                 codec,
@@ -136,7 +149,7 @@ impl SocketReader {
     #[cfg(unix)]
     pub fn fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
-        self.rd.as_ref().as_raw_fd()
+        self.sock.as_raw_fd()
     }
 
     /// Reads whatever the socket holds and routes the frames into the client's events without
@@ -198,47 +211,90 @@ impl SocketReader {
     /// watches: bytes that thread has not taken within [`WATCHER_GRACE`] (busy in a handler,
     /// a GC pause) are read here, so a stalled JS thread neither stops reading (the server
     /// would drop a slow consumer) nor makes the idle timeout fire while the server sends.
+    /// Once it has seen that thread keep up, it stops listening for [`QUIET`].
     pub(super) async fn wait(&self) {
         loop {
+            let reg = match self.registration() {
+                Ok(reg) => reg,
+                Err(_) => {
+                    // No registration (out of descriptors?): look again later; the caller's
+                    // pump reads without one.
+                    self.pause(QUIET).await;
+                    return;
+                }
+            };
             let parked =
                 self.watched.load(Ordering::Acquire) && self.other_idle.load(Ordering::Acquire);
             if !parked {
                 tokio::select! {
-                    _ = self.rd.readable() => {}
+                    _ = reg.readable() => {}
                     _ = self.ended.notified() => {}
                     _ = self.gate.notified() => {}
                 }
                 return;
             }
             tokio::select! {
-                r = self.rd.readable() => if r.is_err() { return },
+                r = reg.readable() => if r.is_err() { return },
                 _ = self.ended.notified() => return,
                 _ = self.gate.notified() => return,
             }
             let progress = self.other_progress.load(Ordering::Acquire);
-            if !self.bytes_waiting() {
-                continue;
+            if Self::bytes_waiting(&reg) {
+                if !self.pause(WATCHER_GRACE).await {
+                    return;
+                }
+                // Read here only if the watching thread has not pumped at all meanwhile:
+                // bytes present now may be newer ones it will take in its stride.
+                if self.other_progress.load(Ordering::Acquire) == progress
+                    && Self::bytes_waiting(&reg)
+                {
+                    return;
+                }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(WATCHER_GRACE) => {}
-                _ = self.ended.notified() => return,
-                _ = self.gate.notified() => return,
-            }
-            // Read here only if the watching thread has not pumped at all meanwhile: bytes
-            // present now may be newer ones it will take in its stride.
-            if self.other_progress.load(Ordering::Acquire) == progress && self.bytes_waiting() {
+            // The watching thread keeps up: stop being woken by every arrival for a while.
+            drop(reg);
+            self.unregister();
+            if !self.pause(QUIET).await {
                 return;
             }
         }
     }
 
+    /// Sleeps for `d`; false when woken early by the end or the gate.
+    async fn pause(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = self.ended.notified() => false,
+            _ = self.gate.notified() => false,
+        }
+    }
+
+    /// The read registration, made if there is none. Must run inside the tokio runtime.
+    fn registration(&self) -> std::io::Result<Arc<AsyncFd<std::net::TcpStream>>> {
+        let mut slot = lock(&self.reg);
+        if let Some(reg) = &*slot {
+            return Ok(reg.clone());
+        }
+        // A duplicate descriptor: tokio's epoll already holds the socket's own one (for
+        // writability), and one descriptor can be registered there only once.
+        let dup = self.sock.try_clone()?;
+        // SAFETY: the registration owns `dup`, which stays open and the same until it drops.
+        let reg = Arc::new(unsafe { AsyncFd::register_with_interest(dup, Interest::READABLE) }?);
+        *slot = Some(reg.clone());
+        Ok(reg)
+    }
+
+    fn unregister(&self) {
+        let old = lock(&self.reg).take();
+        drop(old);
+    }
+
     /// Whether the socket holds unread bytes (or an end), without taking them. "No" also
     /// clears tokio's readiness, so the next wait sleeps until new bytes come.
-    fn bytes_waiting(&self) -> bool {
-        let stream = self.rd.as_ref();
+    fn bytes_waiting(reg: &AsyncFd<std::net::TcpStream>) -> bool {
         let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-        match stream.try_io(tokio::io::Interest::READABLE, || {
-            socket2::SockRef::from(stream).peek(&mut probe)
+        match reg.try_io(Interest::READABLE, |s| {
+            socket2::SockRef::from(s).peek(&mut probe)
         }) {
             Ok(_) => true,
             Err(e) => e.kind() != ErrorKind::WouldBlock,
@@ -254,7 +310,8 @@ impl SocketReader {
             self.open.store(false, Ordering::Release);
         }
         drop(st);
-        let _ = socket2::SockRef::from(self.rd.as_ref()).shutdown(std::net::Shutdown::Both);
+        self.unregister();
+        let _ = self.sock.shutdown(std::net::Shutdown::Both);
     }
 
     fn drain(&self, st: &mut ReadState, max_frames: usize, raw: bool) -> (Pumped, usize) {
@@ -298,10 +355,24 @@ impl SocketReader {
                 st.buf.reserve(grow);
             }
             let room = st.buf.capacity() - st.buf.len();
-            let read = if raw {
-                self.read_raw(&mut st.buf)
-            } else {
-                self.rd.try_read_buf(&mut st.buf)
+            let reg = if raw { None } else { lock(&self.reg).clone() };
+            let read = match reg {
+                Some(reg) => {
+                    // Through the registration, so "would block" clears tokio's readiness.
+                    // A registration that has not seen readiness yet (just made) does not
+                    // try at all: then read anyway, since unread bytes are not silence.
+                    let mut tried = false;
+                    match reg.try_io(Interest::READABLE, |_| {
+                        tried = true;
+                        self.read_raw(&mut st.buf)
+                    }) {
+                        Err(e) if e.kind() == ErrorKind::WouldBlock && !tried => {
+                            self.read_raw(&mut st.buf)
+                        }
+                        r => r,
+                    }
+                }
+                None => self.read_raw(&mut st.buf),
             };
             match read {
                 Ok(0) => {
@@ -333,7 +404,7 @@ impl SocketReader {
 
     /// `recv` into the buffer's spare room, bypassing tokio's readiness bookkeeping.
     fn read_raw(&self, buf: &mut BytesMut) -> std::io::Result<usize> {
-        let n = socket2::SockRef::from(self.rd.as_ref()).recv(buf.spare_capacity_mut())?;
+        let n = socket2::SockRef::from(&*self.sock).recv(buf.spare_capacity_mut())?;
         // SAFETY: recv initialised the first `n` bytes of the spare capacity.
         unsafe { buf.set_len(buf.len() + n) };
         Ok(n)

@@ -5,15 +5,66 @@
 
 use bytes::Bytes;
 use std::collections::VecDeque;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Largest chunk handed to one write when coalescing queued frames.
 const COALESCE_BYTES: usize = 256 * 1024;
+
+/// The socket an [`Outbound`] writes to.
+pub enum WriteSide {
+    /// A tokio stream's write half (the server's connections).
+    Half(OwnedWriteHalf),
+    /// A socket registered with tokio for writability alone. Bytes arriving on it never wake
+    /// tokio's I/O driver, which matters when another thread's event loop reads it (the Node
+    /// client: every wake-up of a second thread per arrival costs the sender as well).
+    WriteOnly(AsyncFd<Arc<std::net::TcpStream>>),
+}
+
+impl WriteSide {
+    /// Registers `sock` (non-blocking) with the current tokio runtime for writability only.
+    pub fn write_only(sock: Arc<std::net::TcpStream>) -> std::io::Result<WriteSide> {
+        // SAFETY: the descriptor belongs to `sock`, which the registration owns (an Arc of
+        // it), so it stays open and the same for as long as it is registered.
+        let fd = unsafe { AsyncFd::register_with_interest(sock, Interest::WRITABLE) }?;
+        Ok(WriteSide::WriteOnly(fd))
+    }
+
+    fn try_write(&self, data: &[u8]) -> std::io::Result<usize> {
+        match self {
+            WriteSide::Half(w) => w.try_write(data),
+            WriteSide::WriteOnly(fd) => fd.try_io(Interest::WRITABLE, |s| (&**s).write(data)),
+        }
+    }
+
+    async fn writable(&self) -> std::io::Result<()> {
+        match self {
+            WriteSide::Half(w) => w.writable().await,
+            // The guard is dropped uncleared: the next try_write clears it on WouldBlock.
+            WriteSide::WriteOnly(fd) => fd.writable().await.map(|_| ()),
+        }
+    }
+
+    fn shutdown_write(&self) {
+        let sock = match self {
+            WriteSide::Half(w) => socket2::SockRef::from(w.as_ref()),
+            WriteSide::WriteOnly(fd) => socket2::SockRef::from(&**fd.get_ref()),
+        };
+        let _ = sock.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+impl From<OwnedWriteHalf> for WriteSide {
+    fn from(wr: OwnedWriteHalf) -> WriteSide {
+        WriteSide::Half(wr)
+    }
+}
 
 /// The socket is closed for writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +82,7 @@ struct State {
 
 /// The outgoing side of one TCP connection.
 pub struct Outbound {
-    wr: OwnedWriteHalf,
+    wr: WriteSide,
     state: Mutex<State>,
     notify: Notify,
     queued: AtomicUsize,
@@ -73,10 +124,10 @@ fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 }
 
 impl Outbound {
-    /// Wraps the write half; run [`Outbound::run`] as the writer task.
-    pub fn new(wr: OwnedWriteHalf) -> Arc<Outbound> {
+    /// Wraps the socket's write side; run [`Outbound::run`] as the writer task.
+    pub fn new(wr: impl Into<WriteSide>) -> Arc<Outbound> {
         Arc::new(Outbound {
-            wr,
+            wr: wr.into(),
             state: Mutex::new(State::default()),
             notify: Notify::new(),
             queued: AtomicUsize::new(0),
@@ -234,7 +285,7 @@ impl Outbound {
         st.queue.clear();
         self.queued.store(0, Ordering::Release);
         drop(st);
-        let _ = socket2::SockRef::from(self.wr.as_ref()).shutdown(std::net::Shutdown::Write);
+        self.wr.shutdown_write();
     }
 
     async fn write_all(&self, mut data: &[u8]) -> bool {
