@@ -16,10 +16,11 @@ export declare class NativeClient {
   /** Starts connecting; events go to `on_events` until `close()`. */
   connect(opts: NativeClientOptions, onEvents: (arg: string) => void): void
   /**
-   * Sends a batch of records (see `Client::send_batch`); returns the buffered byte count
-   * after it and the records that failed.
+   * Sends a batch of records (see `Client::send_batch`). Returns the buffered byte count
+   * after it when every record went out (the usual case, so no object is built per call),
+   * else that count with the records that failed.
    */
-  sendBatch(batch: string): SendBatchResult
+  sendBatch(batch: string): number | SendBatchResult
   /**
    * How many frames this client read and routed on the JS thread (0 when that reader is
    * off); for diagnostics and tests.

@@ -289,11 +289,16 @@ class Client extends EventEmitter {
     const descs = this._batchDescs
     this._batch = ''
     this._batchDescs = []
+    // A number when every record went out, else { buffered, failed }.
     const res = this._native.sendBatch(batch)
-    this._nativeBuffered = res.buffered
-    for (const f of res.failed) this._sendFailed(descs[f.index], f.code)
+    if (typeof res === 'number') {
+      this._nativeBuffered = res
+    } else {
+      this._nativeBuffered = res.buffered
+      for (const f of res.failed) this._sendFailed(descs[f.index], f.code)
+    }
     // What waited in the batch counted as buffered: once the socket took it, say so.
-    if (this._needDrain && res.buffered < this.config.highWaterMark) {
+    if (this._needDrain && this._nativeBuffered < this.config.highWaterMark) {
       this._needDrain = false
       process.nextTick(() => this.emit('drain'))
     }

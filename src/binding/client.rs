@@ -138,14 +138,15 @@ impl NativeClient {
         Ok(())
     }
 
-    /// Sends a batch of records (see `Client::send_batch`); returns the buffered byte count
-    /// after it and the records that failed.
-    #[napi]
-    pub fn send_batch(&self, batch: String) -> SendBatchResult {
+    /// Sends a batch of records (see `Client::send_batch`). Returns the buffered byte count
+    /// after it when every record went out (the usual case, so no object is built per call),
+    /// else that count with the records that failed.
+    #[napi(ts_return_type = "number | SendBatchResult")]
+    pub fn send_batch(&self, batch: String) -> Either<f64, SendBatchResult> {
         let guard = self.core.lock().ok();
         let Some(client) = guard.as_ref().and_then(|g| g.as_ref()) else {
             let n = batch.split('\u{1}').filter(|r| !r.is_empty()).count();
-            return SendBatchResult {
+            return Either::B(SendBatchResult {
                 buffered: 0.0,
                 failed: (0..n)
                     .map(|i| FailedSend {
@@ -153,9 +154,9 @@ impl NativeClient {
                         code: crate::codes::CLIENT_CONNECTION.full(),
                     })
                     .collect(),
-            };
+            });
         };
-        let failed = client
+        let failed: Vec<FailedSend> = client
             .send_batch(batch.as_bytes())
             .into_iter()
             .map(|(i, e)| FailedSend {
@@ -163,9 +164,11 @@ impl NativeClient {
                 code: e.code().full(),
             })
             .collect();
-        SendBatchResult {
-            buffered: client.buffered() as f64,
-            failed,
+        let buffered = client.buffered() as f64;
+        if failed.is_empty() {
+            Either::A(buffered)
+        } else {
+            Either::B(SendBatchResult { buffered, failed })
         }
     }
 
