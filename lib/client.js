@@ -11,6 +11,7 @@ const { Request, Reply } = require('./request')
 const { validateConnect } = require('./connect-options')
 const { headersJson, quote } = require('./headers')
 const { traceClient } = require('./debug')
+const { HeaderTemplates } = require('./templates')
 
 const ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
 // Names that must never reach the handle emitter from the wire (D14).
@@ -60,6 +61,7 @@ class Client extends EventEmitter {
     this.groups = null
     this._state = 'idle' // idle → connecting → ready ⇄ connecting → closed
     this._native = null
+    this._templates = null
     this._pending = new Map()
     this._replies = new Set()
     this._offline = []
@@ -91,6 +93,7 @@ class Client extends EventEmitter {
     this._native = native
     this._state = 'connecting'
     if (typeof callback === 'function') this.once('connected', () => callback())
+    this._templates = new HeaderTemplates()
     native.connect(opts, (batch) => { if (native === this._native) this._dispatch(batch) })
     return this
   }
@@ -352,6 +355,13 @@ class Client extends EventEmitter {
 
   _event (name, p) {
     switch (name) {
+      case 'f': {
+        const frame = this._templates.frame(p)
+        // The native side only refers to slots it defined: a miss would be a bug there.
+        if (frame === null) return this.listenerCount('receiveError') > 0 && this.emit('receiveError', errorObject('message_malformed', { message: p }))
+        return this._receive(frame)
+      }
+      case 'tpl': return this._templates.define(p)
       case 'frame': return this._receive(p)
       case 'ready':
         this.channel = p.channel

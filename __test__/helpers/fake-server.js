@@ -13,7 +13,7 @@ const HOST = '127.0.0.1'
 /**
  * Answers the first line a connection sends (the auth frame) with `authReply`, then writes
  * `afterAuth` (one frame per entry); every later line it receives goes to `lines`. `write`
- * sends raw bytes to the latest connection later on.
+ * sends raw bytes to the latest connection later on; `dropAll` cuts every connection.
  */
 async function fakeServer ({ authReply = { auth: true, channel: 'alpha', groups: ['g1'] }, afterAuth = [] } = {}) {
   const sockets = new Set()
@@ -48,6 +48,9 @@ async function fakeServer ({ authReply = { auth: true, channel: 'alpha', groups:
     lines,
     connected: () => latest !== null,
     write: (data) => new Promise((resolve) => latest.write(data, resolve)),
+    dropAll: () => {
+      for (const s of sockets) s.destroy()
+    },
     close: () => new Promise((resolve) => {
       for (const s of sockets) s.destroy()
       srv.close(() => resolve())

@@ -116,6 +116,7 @@ impl NativeClient {
                 .then(|| Duration::from_millis(opts.idle_timeout as u64)),
             keepalive: (opts.keepalive > 0.0).then(|| Duration::from_millis(opts.keepalive as u64)),
             encryption: Encryption::parse(&opts.encryption).unwrap_or_default(),
+            header_templates: true,
         };
         #[cfg(unix)]
         let handoff = {

@@ -5,6 +5,7 @@
 
 pub mod backoff;
 mod reader;
+mod templates;
 
 use reader::ReadEnd;
 pub use reader::{Pumped, ReadHandoff, SocketReader};
@@ -67,6 +68,9 @@ pub struct ClientOptions {
     pub keepalive: Option<Duration>,
     /// The payload cipher.
     pub encryption: Encryption,
+    /// Frames whose headers repeat go to the events as `f` against `tpl` definitions
+    /// (see `client::templates`) instead of as whole `frame` lines.
+    pub header_templates: bool,
 }
 
 /// Why a frame was not sent.
@@ -708,14 +712,13 @@ fn groups_allow(mine: &Value, theirs: Option<&RawValue>) -> bool {
 }
 
 /// §5 steps 1–4 on an authenticated connection: shape, addressee, groups (a `true` sender is
-/// accepted, D5) and decryption. Returns the frame as JSON: the received line itself, or with
-/// the decrypted body spliced in place of the ciphertext.
+/// accepted, D5) and decryption. Returns the decrypted body JSON of an encrypted frame.
 fn check_incoming(
     inner: &Inner,
     frame: &Frame<'_>,
     channel: &Value,
     groups: &Value,
-) -> Result<String, Code> {
+) -> Result<Option<String>, Code> {
     let Headers::Object(headers) = &frame.headers else {
         return Err(codes::MESSAGE_MALFORMED);
     };
@@ -735,15 +738,25 @@ fn check_incoming(
     let encrypted = headers
         .get("encrypted")
         .is_some_and(|v| json::truthy(v.get()));
-    let text = frame.text;
     if !encrypted {
-        return Ok(text.to_owned());
+        return Ok(None);
     }
-    let plain = json::as_str(body)
+    json::as_str(body)
         .and_then(|hex| inner.cipher.decrypt_piece(hex.as_bytes()).ok().flatten())
         .filter(|p| json::is_truthy_json(p))
-        .ok_or(codes::MESSAGE_DECRYPT)?;
-    // The body value is a slice of the line: splice the plaintext in where the ciphertext was.
+        .map(Some)
+        .ok_or(codes::MESSAGE_DECRYPT)
+}
+
+/// The frame as JSON for a `frame` event: the received line itself, or with the decrypted
+/// body `plain` spliced in place of the ciphertext.
+fn whole_frame(frame: &Frame<'_>, plain: Option<&str>) -> Result<String, Code> {
+    let text = frame.text;
+    let Some(plain) = plain else {
+        return Ok(text.to_owned());
+    };
+    let body = frame.top.get("body").ok_or(codes::MESSAGE_MALFORMED)?;
+    // The body value is a slice of the line.
     let start = (body.get().as_ptr() as usize)
         .checked_sub(text.as_ptr() as usize)
         .filter(|s| s + body.get().len() <= text.len())
@@ -754,7 +767,7 @@ fn check_incoming(
     };
     let mut out = String::with_capacity(head.len() + plain.len() + tail.len());
     out.push_str(head);
-    out.push_str(&plain);
+    out.push_str(plain);
     out.push_str(tail);
     Ok(out)
 }

@@ -9,11 +9,12 @@
 //! read-and-route step, so frames keep their order whichever thread takes them; the tokio task
 //! stays the reader of last resort (JS busy, no event loop, other embedders).
 
-use super::{check_incoming, not_an_object, receive_error, Inner};
+use super::templates::{Encoded, Templates};
+use super::{check_incoming, not_an_object, receive_error, whole_frame, Inner};
 use crate::codes;
 use crate::net::lock;
 use crate::wire::frame::{self, FrameError, LineCodec, STREAM_READ_BUFFER};
-use crate::wire::message::Frame;
+use crate::wire::message::{Frame, Headers};
 use bytes::BytesMut;
 use serde_json::Value;
 use std::io::ErrorKind;
@@ -73,6 +74,8 @@ struct ReadState {
     codec: LineCodec,
     /// `None` while reading; set once by whoever saw the end.
     end: Option<ReadEnd>,
+    /// Header templates of this connection (routing happens under this lock, in order).
+    templates: Templates,
 }
 
 /// One authenticated connection's read half with its framing state.
@@ -129,6 +132,7 @@ impl SocketReader {
                 buf,
                 codec,
                 end: None,
+                templates: Templates::default(),
             }),
             inner,
             channel: me.0,
@@ -327,7 +331,7 @@ impl SocketReader {
                 match st.codec.decode(&mut st.buf) {
                     Ok(Some(line)) => {
                         frames += 1;
-                        self.route(&line);
+                        self.route(&mut st.templates, &line);
                     }
                     Ok(None) => break,
                     Err(FrameError::TooLarge { .. }) => {
@@ -378,7 +382,7 @@ impl SocketReader {
                 Ok(0) => {
                     while let Ok(Some(line)) = st.codec.decode_eof(&mut st.buf) {
                         frames += 1;
-                        self.route(&line);
+                        self.route(&mut st.templates, &line);
                     }
                     self.inner.emit("end", "null".into());
                     return (self.finish(st, ReadEnd::Eof), frames);
@@ -420,16 +424,35 @@ impl SocketReader {
         Pumped::Ended
     }
 
-    /// §5 on borrowed fields; the line goes to JS as it came (or with the decrypted body
-    /// spliced in); nothing is re-encoded.
-    fn route(&self, line: &[u8]) {
+    /// §5 on borrowed fields; the frame goes to JS as it came (or with the decrypted body
+    /// spliced in), or as its body against a header template; nothing is re-encoded.
+    fn route(&self, templates: &mut Templates, line: &[u8]) {
         let trimmed = frame::trim_line(line);
-        match Frame::parse(trimmed) {
-            Some(frame) => match check_incoming(&self.inner, &frame, &self.channel, &self.groups) {
-                Ok(frame) => self.inner.emit("frame", frame),
-                Err(code) => receive_error(&self.inner, code, &super::lossy(trimmed)),
-            },
-            None => not_an_object(&self.inner, trimmed),
+        let Some(frame) = Frame::parse(trimmed) else {
+            return not_an_object(&self.inner, trimmed);
+        };
+        let plain = match check_incoming(&self.inner, &frame, &self.channel, &self.groups) {
+            Ok(plain) => plain,
+            Err(code) => return receive_error(&self.inner, code, &super::lossy(trimmed)),
+        };
+        if self.inner.opts.header_templates {
+            // Only the usual shape, `{"headers":{…},"body":…}`, is rebuilt from a template.
+            let top = frame.top.entries();
+            if let (Headers::Object(headers), [(h, _), (b, body)]) = (&frame.headers, top) {
+                if h == "headers" && b == "body" {
+                    let body = plain.as_deref().unwrap_or(body.get());
+                    if let Encoded::Templated(def, f) = templates.encode(headers, body) {
+                        if let Some(def) = def {
+                            self.inner.emit("tpl", def);
+                        }
+                        return self.inner.emit("f", f);
+                    }
+                }
+            }
+        }
+        match whole_frame(&frame, plain.as_deref()) {
+            Ok(text) => self.inner.emit("frame", text),
+            Err(code) => receive_error(&self.inner, code, &super::lossy(trimmed)),
         }
     }
 }

@@ -52,6 +52,11 @@ impl<'a> Fields<'a> {
     pub fn contains(&self, key: &str) -> bool {
         self.0.iter().any(|(k, _)| k == key)
     }
+
+    /// Every `(key, raw value)` in order.
+    pub fn entries(&self) -> &[(Cow<'a, str>, &'a RawValue)] {
+        &self.0
+    }
 }
 
 /// A key borrowed from the input when it holds no escapes.
