@@ -15,12 +15,10 @@ export declare class NativeClient {
   constructor()
   /** Starts connecting; events go to `on_events` until `close()`. */
   connect(opts: NativeClientOptions, onEvents: (arg: string) => void): void
-  /**
-   * Sends a batch of records (see `Client::send_batch`). Returns the buffered byte count
-   * after it when every record went out (the usual case, so no object is built per call),
-   * else that count with the records that failed.
-   */
-  sendBatch(batch: string): number | SendBatchResult
+  /** The handle `sendBatch(handle, batch)` sends through (see `binding::send`). */
+  sendHandle(): object
+  /** The failures of the last `sendBatch` call that returned -1. */
+  takeFailed(): SendBatchResult | null
   /**
    * How many frames this client read and routed on the JS thread (0 when that reader is
    * off); for diagnostics and tests.
@@ -127,6 +125,13 @@ export interface NativeServerConfig {
   /** `encryption`: `aes-256-xts` or `aes-256-gcm`. */
   encryption: string
 }
+
+/**
+ * `sendBatch(handle, batch)`: sends a batch of records (see `Client::send_batch`) through a
+ * client's send handle; returns the bytes buffered after it, or -1 when some record failed
+ * (then `takeFailed()` tells which). A plain function, not a method: see `binding::send`.
+ */
+export declare function sendBatchFunction(): (handle: object, batch: string) => number
 
 /** What `sendBatch` reports. */
 export interface SendBatchResult {

@@ -99,3 +99,22 @@ describe('frames a client writes', () => {
     })
   })
 })
+
+test('the native send function rejects a missing handle or a batch that is not a string with a TypeError', () => {
+  const { NativeClient, sendBatchFunction } = require('../binding')
+  const sendBatch = sendBatchFunction()
+  const native = new NativeClient()
+  const handle = native.sendHandle()
+  // Native errors come from Node's realm, not jest's: compare names, not constructors.
+  const thrown = (fn) => { try { fn() } catch (e) { return `${e.name}: ${e.message}` } return 'nothing' }
+  expect(thrown(() => sendBatch({}, 'p"a"\0"b"\0{}\x01'))).toBe('TypeError: ricochet: sendBatch needs a send handle')
+  expect(thrown(() => sendBatch(handle, 42))).toBe('TypeError: ricochet: sendBatch needs a string')
+  expect(thrown(() => sendBatch(handle))).toBe('TypeError: ricochet: sendBatch(handle, batch)')
+  // Not connected: every record fails, and takeFailed() says which.
+  expect(sendBatch(handle, 'p"a"\0"b"\0{}\x01p"a"\0"b"\0[]\x01')).toBe(-1)
+  expect(native.takeFailed()).toEqual({
+    buffered: 0,
+    failed: [{ index: 0, code: 'ricochet.client_connection' }, { index: 1, code: 'ricochet.client_connection' }]
+  })
+  expect(native.takeFailed()).toBeNull()
+})

@@ -1,5 +1,6 @@
 //! `NativeClient`, the native half of `lib/client.js`.
 
+use super::send::{Raw, SendCore};
 use super::sink::JsSink;
 use crate::client::{Client, ClientOptions};
 use crate::server::{Event, EventSink};
@@ -7,7 +8,6 @@ use crate::wire::seal::Encryption;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Connection options, validated by `lib/client-options.js`.
@@ -64,7 +64,7 @@ pub struct SendBatchResult {
 /// The native client behind `lib/client.js`.
 #[napi]
 pub struct NativeClient {
-    core: Mutex<Option<Client>>,
+    core: Arc<SendCore>,
     sink: EventSink,
     #[cfg(unix)]
     poller: Option<Arc<super::poll::JsPoller>>,
@@ -83,7 +83,7 @@ impl NativeClient {
     pub fn new() -> Self {
         let (sink, _rx) = EventSink::channel();
         NativeClient {
-            core: Mutex::new(None),
+            core: Arc::new(SendCore::default()),
             sink,
             #[cfg(unix)]
             poller: None,
@@ -133,44 +133,24 @@ impl NativeClient {
         });
         *self
             .core
+            .client
             .lock()
             .map_err(|_| Error::from_reason("poisoned"))? = Some(client);
         self.sink = sink;
         Ok(())
     }
 
-    /// Sends a batch of records (see `Client::send_batch`). Returns the buffered byte count
-    /// after it when every record went out (the usual case, so no object is built per call),
-    /// else that count with the records that failed.
-    #[napi(ts_return_type = "number | SendBatchResult")]
-    pub fn send_batch(&self, batch: String) -> Either<f64, SendBatchResult> {
-        let guard = self.core.lock().ok();
-        let Some(client) = guard.as_ref().and_then(|g| g.as_ref()) else {
-            let n = batch.split('\u{1}').filter(|r| !r.is_empty()).count();
-            return Either::B(SendBatchResult {
-                buffered: 0.0,
-                failed: (0..n)
-                    .map(|i| FailedSend {
-                        index: i as u32,
-                        code: crate::codes::CLIENT_CONNECTION.full(),
-                    })
-                    .collect(),
-            });
-        };
-        let failed: Vec<FailedSend> = client
-            .send_batch(batch.as_bytes())
-            .into_iter()
-            .map(|(i, e)| FailedSend {
-                index: i as u32,
-                code: e.code().full(),
-            })
-            .collect();
-        let buffered = client.buffered() as f64;
-        if failed.is_empty() {
-            Either::A(buffered)
-        } else {
-            Either::B(SendBatchResult { buffered, failed })
-        }
+    /// The handle `sendBatch(handle, batch)` sends through (see `binding::send`).
+    #[napi(ts_return_type = "object")]
+    pub fn send_handle(&self, env: Env) -> Result<Raw> {
+        // SAFETY: a synchronous method: its env, on the JS thread.
+        unsafe { super::send::handle(env.raw(), self.core.clone()) }
+    }
+
+    /// The failures of the last `sendBatch` call that returned -1.
+    #[napi]
+    pub fn take_failed(&self) -> Option<SendBatchResult> {
+        self.core.failed.lock().ok().and_then(|mut f| f.take())
     }
 
     /// How many frames this client read and routed on the JS thread (0 when that reader is
@@ -188,6 +168,7 @@ impl NativeClient {
     #[napi]
     pub fn buffered(&self) -> f64 {
         self.core
+            .client
             .lock()
             .ok()
             .and_then(|g| g.as_ref().map(|c| c.buffered() as f64))
@@ -197,7 +178,7 @@ impl NativeClient {
     /// Stops reconnecting and closes; `_closed` is the last event.
     #[napi]
     pub async fn close(&self) -> Result<()> {
-        let client = self.core.lock().ok().and_then(|mut g| g.take());
+        let client = self.core.client.lock().ok().and_then(|mut g| g.take());
         if let Some(c) = client {
             c.close().await;
         }
@@ -207,4 +188,14 @@ impl NativeClient {
         });
         Ok(())
     }
+}
+
+/// `sendBatch(handle, batch)`: sends a batch of records (see `Client::send_batch`) through a
+/// client's send handle; returns the bytes buffered after it, or -1 when some record failed
+/// (then `takeFailed()` tells which). A plain function, not a method: see `binding::send`.
+#[napi(ts_return_type = "(handle: object, batch: string) => number")]
+#[cfg_attr(test, allow(dead_code))]
+pub fn send_batch_function(env: Env) -> Result<Raw> {
+    // SAFETY: a synchronous function: its env, on the JS thread.
+    unsafe { super::send::function(env.raw()) }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 mod client;
 #[cfg(unix)]
 mod poll;
+mod send;
 mod sink;
 
 use sink::JsSink;
