@@ -29,7 +29,10 @@ use tokio_util::codec::Decoder;
 const PUMP_BUDGET: usize = 256 * 1024;
 
 /// How long bytes may wait for an idle watching thread before the tokio task reads them.
-const WATCHER_GRACE: Duration = Duration::from_millis(2);
+/// Reading sooner gains nothing while that thread is busy (it could not handle the frames
+/// yet), and on a loaded machine a runnable JS thread can wait several ms for a CPU: 2 ms
+/// made the tokio task take over reading whenever the scheduler was slow.
+const WATCHER_GRACE: Duration = Duration::from_millis(10);
 
 /// How long the tokio task stops listening for arrivals once it has seen the watching thread
 /// take them itself. While it listens, every arrival wakes a tokio thread too, and the peer's
@@ -227,30 +230,40 @@ impl SocketReader {
                     return;
                 }
             };
+            let mut arrived = tokio::select! {
+                r = reg.readable() => match r {
+                    Ok(guard) => guard,
+                    Err(_) => return,
+                },
+                _ = self.ended.notified() => return,
+                _ = self.gate.notified() => return,
+            };
+            // Judged when bytes come, not when the wait began: the watching thread may have
+            // gone idle meanwhile (it says so without waking this task), and reading here then
+            // would race it for every frame and keep it busy with threadsafe calls.
             let parked =
                 self.watched.load(Ordering::Acquire) && self.other_idle.load(Ordering::Acquire);
             if !parked {
-                tokio::select! {
-                    _ = reg.readable() => {}
-                    _ = self.ended.notified() => {}
-                    _ = self.gate.notified() => {}
-                }
                 return;
             }
-            tokio::select! {
-                r = reg.readable() => if r.is_err() { return },
-                _ = self.ended.notified() => return,
-                _ = self.gate.notified() => return,
-            }
             let progress = self.other_progress.load(Ordering::Acquire);
-            if Self::bytes_waiting(&reg) {
+            // "Nothing" clears tokio's readiness (for this arrival only), so the next wait
+            // sleeps until new bytes come.
+            let waiting = arrived
+                .try_io(|fd| match input_pending(fd.get_ref()) {
+                    Ok(false) => Err(ErrorKind::WouldBlock.into()),
+                    other => other,
+                })
+                .is_ok();
+            drop(arrived);
+            if waiting {
                 if !self.pause(WATCHER_GRACE).await {
                     return;
                 }
                 // Read here only if the watching thread has not pumped at all meanwhile:
                 // bytes present now may be newer ones it will take in its stride.
                 if self.other_progress.load(Ordering::Acquire) == progress
-                    && Self::bytes_waiting(&reg)
+                    && input_pending(&self.sock).unwrap_or(true)
                 {
                     return;
                 }
@@ -291,18 +304,6 @@ impl SocketReader {
     fn unregister(&self) {
         let old = lock(&self.reg).take();
         drop(old);
-    }
-
-    /// Whether the socket holds unread bytes (or an end), without taking them. "No" also
-    /// clears tokio's readiness, so the next wait sleeps until new bytes come.
-    fn bytes_waiting(reg: &AsyncFd<std::net::TcpStream>) -> bool {
-        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-        match reg.try_io(Interest::READABLE, |s| {
-            socket2::SockRef::from(s).peek(&mut probe)
-        }) {
-            Ok(_) => true,
-            Err(e) => e.kind() != ErrorKind::WouldBlock,
-        }
     }
 
     /// Stops every reader: nothing is routed after this returns. The socket is shut down so a
@@ -455,4 +456,21 @@ impl SocketReader {
             Err(code) => receive_error(&self.inner, code, &super::lossy(trimmed)),
         }
     }
+}
+
+/// Whether the socket holds unread bytes, an end or an error, without taking anything: poll(2),
+/// where a peek would consume a pending error (a reset then reads as a clean end).
+fn input_pending(sock: &std::net::TcpStream) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n > 0 && pfd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0)
 }
