@@ -327,6 +327,10 @@ impl SocketReader {
         // a bounded amount per call, then let the caller see to its other work.
         let mut budget = PUMP_BUDGET;
         let mut frames = 0;
+        // A short read on the JS thread: the socket is empty for now, and libuv's watcher is
+        // level-triggered, so it says when more comes; asking again would be a wasted recv per
+        // wake-up. (tokio's readiness is edge-triggered: its reads go on to "would block".)
+        let mut drained = false;
         loop {
             while frames < max_frames {
                 match st.codec.decode(&mut st.buf) {
@@ -346,6 +350,9 @@ impl SocketReader {
             }
             if frames >= max_frames || budget == 0 {
                 return (Pumped::More, frames);
+            }
+            if drained {
+                return (Pumped::Idle, frames);
             }
             if st.buf.is_empty() && st.buf.capacity() > 2 * self.idle {
                 // The stream paused: give the big buffer back (see frame::next_line).
@@ -390,6 +397,7 @@ impl SocketReader {
                 }
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
+                    drained = raw && n < room;
                     let us = u64::try_from(self.born.elapsed().as_micros()).unwrap_or(u64::MAX);
                     self.last_read_us.store(us, Ordering::Release);
                     if n == room && st.buf.capacity() < 2 * self.idle {
