@@ -15,9 +15,12 @@ export declare class NativeClient {
   constructor()
   /** Starts connecting; events go to `on_events` until `close()`. */
   connect(opts: NativeClientOptions, onEvents: (arg: string) => void): void
-  /** The handle `sendBatch(handle, batch)` sends through (see `binding::send`). */
-  sendHandle(): object
-  /** The failures of the last `sendBatch` call that returned -1. */
+  /**
+   * This client's `send(batch)` function (see `binding::send`): bytes buffered after the
+   * batch, or -1 when some record failed (then `takeFailed()` says which).
+   */
+  sendFunction(): (batch: string) => number
+  /** The failures of the last `send` call that returned -1. */
   takeFailed(): SendBatchResult | null
   /**
    * How many frames this client read and routed on the JS thread (0 when that reader is
@@ -126,14 +129,7 @@ export interface NativeServerConfig {
   encryption: string
 }
 
-/**
- * `sendBatch(handle, batch)`: sends a batch of records (see `Client::send_batch`) through a
- * client's send handle; returns the bytes buffered after it, or -1 when some record failed
- * (then `takeFailed()` tells which). A plain function, not a method: see `binding::send`.
- */
-export declare function sendBatchFunction(): (handle: object, batch: string) => number
-
-/** What `sendBatch` reports. */
+/** What `takeFailed()` reports after a `send` that returned -1. */
 export interface SendBatchResult {
   /** Bytes waiting for the socket after the batch. */
   buffered: number

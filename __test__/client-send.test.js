@@ -100,18 +100,21 @@ describe('frames a client writes', () => {
   })
 })
 
-test('the native send function rejects a missing handle or a batch that is not a string with a TypeError', () => {
-  const { NativeClient, sendBatchFunction } = require('../binding')
-  const sendBatch = sendBatchFunction()
+test('the native send function rejects a batch that is not a string with a TypeError and reports failed records', () => {
+  const { NativeClient } = require('../binding')
   const native = new NativeClient()
-  const handle = native.sendHandle()
+  const send = native.sendFunction()
   // Native errors come from Node's realm, not jest's: compare names, not constructors.
   const thrown = (fn) => { try { fn() } catch (e) { return `${e.name}: ${e.message}` } return 'nothing' }
-  expect(thrown(() => sendBatch({}, 'p"a"\0"b"\0{}\x01'))).toBe('TypeError: ricochet: sendBatch needs a send handle')
-  expect(thrown(() => sendBatch(handle, 42))).toBe('TypeError: ricochet: sendBatch needs a string')
-  expect(thrown(() => sendBatch(handle))).toBe('TypeError: ricochet: sendBatch(handle, batch)')
+  expect(thrown(() => send(42))).toBe('TypeError: ricochet: send(batch) needs a string')
+  expect(thrown(() => send())).toBe('TypeError: ricochet: send(batch) needs a string')
+  // Its client is fixed: the property that keeps it alive cannot be replaced or removed.
+  const owner = send._owner
+  expect(thrown(() => { send._owner = null })).toMatch(/^TypeError/)
+  expect(thrown(() => { delete send._owner })).toMatch(/^TypeError/)
+  expect(send._owner).toBe(owner)
   // Not connected: every record fails, and takeFailed() says which.
-  expect(sendBatch(handle, 'p"a"\0"b"\0{}\x01p"a"\0"b"\0[]\x01')).toBe(-1)
+  expect(send('p"a"\0"b"\0{}\x01p"a"\0"b"\0[]\x01')).toBe(-1)
   expect(native.takeFailed()).toEqual({
     buffered: 0,
     failed: [{ index: 0, code: 'ricochet.client_connection' }, { index: 1, code: 'ricochet.client_connection' }]

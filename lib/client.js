@@ -3,7 +3,7 @@
 const { EventEmitter } = require('node:events')
 const { EventEmitter2 } = require('eventemitter2')
 const crypto = require('node:crypto')
-const { NativeClient, sendBatchFunction } = require('../binding')
+const { NativeClient } = require('../binding')
 const { resolveConfig } = require('./options')
 const { closeOnce } = require('./closing')
 const { RicochetError, errorObject } = require('./errors')
@@ -19,9 +19,6 @@ const RESERVED = new Set(['error', 'newListener', 'removeListener'])
 const ID_RE = /^[A-Za-z0-9]{1,64}$/
 // A batch this large is handed over at once instead of at the end of the tick.
 const FLUSH_AT = 256 * 1024
-
-// A plain function rather than a method: see src/binding/send.rs.
-const sendBatch = sendBatchFunction()
 
 // Ids are cut from a flat string of random id characters, refilled from one randomBytes call
 // (one call costs about as much as routing a message). Building an id a character at a time
@@ -64,7 +61,7 @@ class Client extends EventEmitter {
     this.groups = null
     this._state = 'idle' // idle → connecting → ready ⇄ connecting → closed
     this._native = null
-    this._sendHandle = null
+    this._sendBatch = null
     this._templates = null
     this._pending = new Map()
     this._replies = new Set()
@@ -95,7 +92,8 @@ class Client extends EventEmitter {
     const opts = validateConnect(options, this.config)
     const native = new NativeClient()
     this._native = native
-    this._sendHandle = native.sendHandle()
+    // A plain function bound to this native client rather than a method: see src/binding/send.rs.
+    this._sendBatch = native.sendFunction()
     this._state = 'connecting'
     if (typeof callback === 'function') this.once('connected', () => callback())
     this._templates = new HeaderTemplates()
@@ -298,7 +296,7 @@ class Client extends EventEmitter {
     this._batch = ''
     this._batchDescs = []
     // The bytes buffered after the batch, or -1 when some record failed.
-    const buffered = sendBatch(this._sendHandle, batch)
+    const buffered = this._sendBatch(batch)
     if (buffered >= 0) {
       this._nativeBuffered = buffered
     } else {

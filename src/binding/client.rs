@@ -3,6 +3,7 @@
 use super::send::{Raw, SendCore};
 use super::sink::JsSink;
 use crate::client::{Client, ClientOptions};
+use crate::net::lock;
 use crate::server::{Event, EventSink};
 use crate::wire::seal::Encryption;
 use napi::bindgen_prelude::*;
@@ -52,7 +53,7 @@ pub struct FailedSend {
     pub code: String,
 }
 
-/// What `sendBatch` reports.
+/// What `takeFailed()` reports after a `send` that returned -1.
 #[napi(object)]
 pub struct SendBatchResult {
     /// Bytes waiting for the socket after the batch.
@@ -131,26 +132,23 @@ impl NativeClient {
         let client = napi::bindgen_prelude::within_runtime_if_available(move || {
             Client::start_with(options, s, handoff)
         });
-        *self
-            .core
-            .client
-            .lock()
-            .map_err(|_| Error::from_reason("poisoned"))? = Some(client);
+        *lock(&self.core.client) = Some(client);
         self.sink = sink;
         Ok(())
     }
 
-    /// The handle `sendBatch(handle, batch)` sends through (see `binding::send`).
-    #[napi(ts_return_type = "object")]
-    pub fn send_handle(&self, env: Env) -> Result<Raw> {
+    /// This client's `send(batch)` function (see `binding::send`): bytes buffered after the
+    /// batch, or -1 when some record failed (then `takeFailed()` says which).
+    #[napi(ts_return_type = "(batch: string) => number")]
+    pub fn send_function(&self, env: Env) -> Result<Raw> {
         // SAFETY: a synchronous method: its env, on the JS thread.
-        unsafe { super::send::handle(env.raw(), self.core.clone()) }
+        unsafe { super::send::function(env.raw(), self.core.clone()) }
     }
 
-    /// The failures of the last `sendBatch` call that returned -1.
+    /// The failures of the last `send` call that returned -1.
     #[napi]
     pub fn take_failed(&self) -> Option<SendBatchResult> {
-        self.core.failed.lock().ok().and_then(|mut f| f.take())
+        lock(&self.core.failed).take()
     }
 
     /// How many frames this client read and routed on the JS thread (0 when that reader is
@@ -167,18 +165,16 @@ impl NativeClient {
     /// Bytes waiting to be written.
     #[napi]
     pub fn buffered(&self) -> f64 {
-        self.core
-            .client
-            .lock()
-            .ok()
-            .and_then(|g| g.as_ref().map(|c| c.buffered() as f64))
-            .unwrap_or(0.0)
+        lock(&self.core.client)
+            .as_ref()
+            .map_or(0.0, |c| c.buffered() as f64)
     }
 
     /// Stops reconnecting and closes; `_closed` is the last event.
     #[napi]
     pub async fn close(&self) -> Result<()> {
-        let client = self.core.client.lock().ok().and_then(|mut g| g.take());
+        // Poison-proof: a panic caught in `send` must not keep close() from stopping the client.
+        let client = lock(&self.core.client).take();
         if let Some(c) = client {
             c.close().await;
         }
@@ -188,14 +184,4 @@ impl NativeClient {
         });
         Ok(())
     }
-}
-
-/// `sendBatch(handle, batch)`: sends a batch of records (see `Client::send_batch`) through a
-/// client's send handle; returns the bytes buffered after it, or -1 when some record failed
-/// (then `takeFailed()` tells which). A plain function, not a method: see `binding::send`.
-#[napi(ts_return_type = "(handle: object, batch: string) => number")]
-#[cfg_attr(test, allow(dead_code))]
-pub fn send_batch_function(env: Env) -> Result<Raw> {
-    // SAFETY: a synchronous function: its env, on the JS thread.
-    unsafe { super::send::function(env.raw()) }
 }

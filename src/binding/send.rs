@@ -1,18 +1,20 @@
-//! The client's send call, `sendBatch(handle, batch)`, as a plain Node-API function.
+//! The client's send call, `send(batch)`, as a plain Node-API function bound to one client.
 //!
 //! It runs once per tick that sends anything, and for request/reply with one request in
 //! flight that is once per message. As a `#[napi]` class method it paid napi-rs' per-call
 //! machinery (unwrapping the instance, registering and releasing a native borrow, a class
 //! identity check; a no-op method costs ~260 ns here) plus a two-pass string conversion
-//! (`napi_get_value_string_utf8` once for the length, once to copy). This function takes an
-//! external handle and copies the string in one pass into a reused buffer sized from its
-//! UTF-16 length (at most three UTF-8 bytes per unit).
+//! (`napi_get_value_string_utf8` once for the length, once to copy). This function carries its
+//! client as its own callback data (so no argument can point it at anything else) and copies
+//! the string in one pass into a reused buffer sized from its UTF-16 length (at most three
+//! UTF-8 bytes per unit).
 
 // Reached only through napi registration, which unit-test builds leave out.
 #![cfg_attr(test, allow(dead_code))]
 
 use super::client::{FailedSend, SendBatchResult};
 use crate::client::Client;
+use crate::net::lock;
 use napi::bindgen_prelude::{Either, Result, ToNapiValue};
 use napi::sys;
 use std::cell::RefCell;
@@ -35,10 +37,6 @@ impl ToNapiValue for Raw {
     unsafe fn to_napi_value(_env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
         Ok(val.0)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl SendCore {
@@ -75,50 +73,64 @@ impl SendCore {
     }
 }
 
-/// A JS external holding `core` (one reference, dropped when JS collects the handle).
+/// A `send(batch)` function bound to `core`: returns the bytes buffered after the batch, or -1
+/// when some record failed (then `takeFailed()` says which).
+///
+/// The function's callback data is a boxed `Arc<SendCore>`, owned by an external stored on the
+/// function as a read-only, non-configurable property: the box lives exactly as long as the
+/// function can be called, and the external's finalizer frees it.
 ///
 /// # Safety
 /// `env` is the current call's environment, on the JS thread.
-pub(crate) unsafe fn handle(env: sys::napi_env, core: std::sync::Arc<SendCore>) -> Result<Raw> {
+pub(crate) unsafe fn function(env: sys::napi_env, core: std::sync::Arc<SendCore>) -> Result<Raw> {
     unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
         // SAFETY: `data` is the box made below, finalized once by Node.
         drop(unsafe { Box::from_raw(data.cast::<std::sync::Arc<SendCore>>()) });
     }
+    let fail = |what: &str| napi::Error::from_reason(format!("could not create {what}"));
     let data = Box::into_raw(Box::new(core)).cast::<c_void>();
-    let mut out = ptr::null_mut();
-    // SAFETY: JS thread, live env; on failure the box is reclaimed here.
-    let status =
-        unsafe { sys::napi_create_external(env, data, Some(finalize), ptr::null_mut(), &mut out) };
-    if status != sys::Status::napi_ok {
-        // SAFETY: Node did not take `data`.
-        drop(unsafe { Box::from_raw(data.cast::<std::sync::Arc<SendCore>>()) });
-        return Err(napi::Error::from_reason("could not create the send handle"));
+    let mut owner = ptr::null_mut();
+    // SAFETY: JS thread, live env; if Node does not take `data`, it is reclaimed here.
+    unsafe {
+        if sys::napi_create_external(env, data, Some(finalize), ptr::null_mut(), &mut owner)
+            != sys::Status::napi_ok
+        {
+            drop(Box::from_raw(data.cast::<std::sync::Arc<SendCore>>()));
+            return Err(fail("the send handle"));
+        }
     }
-    Ok(Raw(out))
-}
-
-/// The `sendBatch(handle, batch)` function.
-///
-/// # Safety
-/// `env` is the current call's environment, on the JS thread.
-pub(crate) unsafe fn function(env: sys::napi_env) -> Result<Raw> {
-    let mut out = ptr::null_mut();
-    let name = "sendBatch";
-    // SAFETY: JS thread, live env; the name is passed with its length.
-    let status = unsafe {
-        sys::napi_create_function(
+    let mut func = ptr::null_mut();
+    let name = "send";
+    // SAFETY: JS thread, live env; the name is passed with its length. From here the external
+    // owns `data`; the function only borrows it while the external is alive.
+    unsafe {
+        if sys::napi_create_function(
             env,
             name.as_ptr().cast::<c_char>(),
             name.len() as isize,
             Some(send_batch),
-            ptr::null_mut(),
-            &mut out,
-        )
-    };
-    if status != sys::Status::napi_ok {
-        return Err(napi::Error::from_reason("could not create sendBatch"));
+            data,
+            &mut func,
+        ) != sys::Status::napi_ok
+        {
+            return Err(fail("the send function"));
+        }
+        let key = c"_owner";
+        let prop = sys::napi_property_descriptor {
+            utf8name: key.as_ptr(),
+            name: ptr::null_mut(),
+            method: None,
+            getter: None,
+            setter: None,
+            value: owner,
+            attributes: sys::PropertyAttributes::default,
+            data: ptr::null_mut(),
+        };
+        if sys::napi_define_properties(env, func, 1, &prop) != sys::Status::napi_ok {
+            return Err(fail("the send function"));
+        }
     }
-    Ok(Raw(out))
+    Ok(Raw(func))
 }
 
 thread_local! {
@@ -136,6 +148,13 @@ unsafe fn throw_type_error(env: sys::napi_env, msg: &str) -> sys::napi_value {
     ptr::null_mut()
 }
 
+unsafe fn throw_error(env: sys::napi_env, msg: &str) -> sys::napi_value {
+    let msg = std::ffi::CString::new(msg).unwrap_or_default();
+    // SAFETY: JS thread, live env, NUL-terminated message.
+    unsafe { sys::napi_throw_error(env, ptr::null(), msg.as_ptr()) };
+    ptr::null_mut()
+}
+
 unsafe extern "C" fn send_batch(
     env: sys::napi_env,
     info: sys::napi_callback_info,
@@ -143,13 +162,27 @@ unsafe extern "C" fn send_batch(
     // A panic must not unwind into Node.
     match std::panic::catch_unwind(|| unsafe { send_batch_inner(env, info) }) {
         Ok(v) => v,
-        Err(_) => unsafe { throw_type_error(env, "ricochet: sendBatch failed") },
+        Err(_) => unsafe { throw_error(env, "ricochet: send failed") },
     }
 }
 
+/// Bytes to reserve for the UTF-8 copy of a string of `units` UTF-16 units: the bound (3 per
+/// unit) for ordinary batches, the exact length (one more pass) for huge ones.
+unsafe fn utf8_room(env: sys::napi_env, value: sys::napi_value, units: usize) -> Option<usize> {
+    if units <= KEEP / 3 {
+        return Some(units * 3 + 1);
+    }
+    let mut len = 0usize;
+    // SAFETY: JS thread, live env; a null buffer asks for the length only.
+    let ok = unsafe { sys::napi_get_value_string_utf8(env, value, ptr::null_mut(), 0, &mut len) }
+        == sys::Status::napi_ok;
+    ok.then_some(len + 1)
+}
+
 unsafe fn send_batch_inner(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    let mut argc = 2usize;
-    let mut argv = [ptr::null_mut(); 2];
+    let mut argc = 1usize;
+    let mut argv = [ptr::null_mut(); 1];
+    let mut data = ptr::null_mut();
     // SAFETY: Node calls this with a live env and callback info; argv has room for argc.
     unsafe {
         if sys::napi_get_cb_info(
@@ -158,54 +191,55 @@ unsafe fn send_batch_inner(env: sys::napi_env, info: sys::napi_callback_info) ->
             &mut argc,
             argv.as_mut_ptr(),
             ptr::null_mut(),
-            ptr::null_mut(),
+            &mut data,
         ) != sys::Status::napi_ok
-            || argc < 2
-        {
-            return throw_type_error(env, "ricochet: sendBatch(handle, batch)");
-        }
-        let mut data = ptr::null_mut();
-        if sys::napi_get_value_external(env, argv[0], &mut data) != sys::Status::napi_ok
             || data.is_null()
         {
-            return throw_type_error(env, "ricochet: sendBatch needs a send handle");
+            return throw_error(env, "ricochet: send called without its client");
         }
-        // SAFETY: every external this module hands out for sending holds an Arc<SendCore>,
-        // alive while the handle is (it is an argument of this call).
+        // SAFETY: `data` is this function's own box (see `function`), alive while the
+        // function is, and the function is being called.
         let core = &*data.cast::<std::sync::Arc<SendCore>>();
         let mut units = 0usize;
-        if sys::napi_get_value_string_utf16(env, argv[1], ptr::null_mut(), 0, &mut units)
-            != sys::Status::napi_ok
+        if argc < 1
+            || sys::napi_get_value_string_utf16(env, argv[0], ptr::null_mut(), 0, &mut units)
+                != sys::Status::napi_ok
         {
-            return throw_type_error(env, "ricochet: sendBatch needs a string");
+            return throw_type_error(env, "ricochet: send(batch) needs a string");
         }
+        let Some(room) = utf8_room(env, argv[0], units) else {
+            return throw_type_error(env, "ricochet: send(batch) could not read the batch");
+        };
         let result = BUF.with(|cell| {
             let mut buf = cell.borrow_mut();
-            let need = units.saturating_mul(3).saturating_add(1);
             buf.clear();
-            buf.reserve(need);
+            if buf.try_reserve(room).is_err() {
+                return Err("ricochet: send(batch): out of memory for the batch");
+            }
             let mut written = 0usize;
             let ok = sys::napi_get_value_string_utf8(
                 env,
-                argv[1],
+                argv[0],
                 buf.as_mut_ptr().cast::<c_char>(),
                 buf.capacity(),
                 &mut written,
             ) == sys::Status::napi_ok;
-            let out = ok.then(|| {
+            let out = if ok {
                 // SAFETY: Node wrote `written` bytes (without the terminator) into the buffer.
                 let bytes = std::slice::from_raw_parts(buf.as_ptr(), written.min(buf.capacity()));
-                core.send(bytes)
-            });
+                Ok(core.send(bytes))
+            } else {
+                Err("ricochet: send(batch) could not read the batch")
+            };
             if buf.capacity() > KEEP {
                 *buf = Vec::new();
             }
             out
         });
         let buffered = match result {
-            None => return throw_type_error(env, "ricochet: sendBatch could not read the batch"),
-            Some(Either::A(buffered)) => buffered,
-            Some(Either::B(res)) => {
+            Err(msg) => return throw_error(env, msg),
+            Ok(Either::A(buffered)) => buffered,
+            Ok(Either::B(res)) => {
                 *lock(&core.failed) = Some(res);
                 -1.0
             }

@@ -523,7 +523,6 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
         match (auth, channel, groups) {
             (Some("true"), Some(c), Some(g)) => {
                 me = Some((c, g));
-                end.was_ready = true;
                 break;
             }
             _ => {
@@ -532,7 +531,10 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
             }
         }
     }
-    if let (Some((c, g)), Some(wr)) = (me, idle_wr.take()) {
+    if let Some((c, g)) = me {
+        let Some(wr) = idle_wr.take() else {
+            return end;
+        };
         let parts = framed.into_parts();
         // From here tokio watches the socket for writability only (see WriteSide); reading
         // registers on demand (SocketReader::wait).
@@ -574,6 +576,8 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
                 return end;
             }
         }
+        // Ready only once the socket is set up: a failure before this is retried with backoff.
+        end.was_ready = true;
         inner.emit(
             "ready",
             serde_json::json!({"channel": c, "groups": g}).to_string(),

@@ -233,7 +233,11 @@ impl SocketReader {
             let mut arrived = tokio::select! {
                 r = reg.readable() => match r {
                     Ok(guard) => guard,
-                    Err(_) => return,
+                    Err(_) => {
+                        // The I/O driver is going away: do not spin on an instant error.
+                        self.pause(QUIET).await;
+                        return;
+                    }
                 },
                 _ = self.ended.notified() => return,
                 _ = self.gate.notified() => return,

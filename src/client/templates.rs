@@ -22,6 +22,10 @@ pub const SLOTS: usize = 16;
 /// Shapes remembered as seen once.
 const SEEN: usize = 8;
 
+/// Headers longer than this (keys and raw values) are never remembered: a peer sending huge
+/// headers must not make each connection hold (SLOTS + SEEN) copies of them.
+const MAX_SHAPE_BYTES: usize = 2048;
+
 /// A headers shape: every field but the id, as received.
 struct Shape {
     /// Where the id sits among the fields.
@@ -113,6 +117,10 @@ impl Templates {
         let (slot, def) = match hit {
             Some(slot) => (slot, None),
             None => {
+                let size: usize = entries.iter().map(|(k, v)| k.len() + v.get().len()).sum();
+                if size > MAX_SHAPE_BYTES {
+                    return Encoded::Whole;
+                }
                 match self.seen.iter().position(|s| s.matches(headers, id_at)) {
                     Some(i) => {
                         self.seen.remove(i);
@@ -256,6 +264,16 @@ mod tests {
             encode(&mut t, &line("X", "b")),
             Encoded::Templated(None, _)
         ));
+    }
+
+    #[test]
+    fn huge_headers_are_never_remembered() {
+        let mut t = Templates::default();
+        let big = "x".repeat(MAX_SHAPE_BYTES);
+        for _ in 0..3 {
+            assert!(matches!(encode(&mut t, &line("X", &big)), Encoded::Whole));
+        }
+        assert!(t.seen.is_empty() && t.slots.is_empty());
     }
 
     #[test]
