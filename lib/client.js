@@ -48,6 +48,12 @@ function newId () {
   return id
 }
 
+/** The descriptor of an `e`/`p` batch record (`<e|p><to>\0<handle>\0<body>`), for reports. */
+function described (record) {
+  const [to, handle] = record.slice(1).split('\0')
+  return { to: JSON.parse(to), handle: JSON.parse(handle), encrypt: record[0] === 'e' }
+}
+
 /**
  * A ricochet client: one named channel on a server. Sends messages and requests, answers
  * requests through `client.handles` (EventEmitter2 with wildcards) and reconnects by itself.
@@ -163,7 +169,8 @@ class Client extends EventEmitter {
     if (this._nextSet) this._resetNext()
     if (typeof channel === 'string' && typeof handle === 'string') {
       // The native side makes the id and headers of a message (see Client::send_batch).
-      this._send({ to: channel, handle, body, encrypt, request: undefined, headers: undefined })
+      if (this._state === 'ready') this._transmitMessage(channel, handle, body, encrypt)
+      else this._send({ to: channel, handle, body, encrypt, request: undefined, headers: undefined })
       return this
     }
     const id = newId()
@@ -280,6 +287,27 @@ class Client extends EventEmitter {
       this._pending.set(desc.request.id, desc.request)
       desc.request._arm()
     }
+    this._queued()
+  }
+
+  /**
+   * The usual one-way message, sent while ready: no descriptor object per message (its record
+   * in the batch says all a failure report needs; see described()).
+   */
+  _transmitMessage (to, handle, body, encrypt) {
+    let bodyJson
+    try {
+      bodyJson = JSON.stringify(body === undefined ? {} : body)
+    } catch (err) {
+      return this._sendFailed({ to, handle, encrypt }, 'client_send', { reason: err.message })
+    }
+    this._batch += (encrypt ? 'e' : 'p') + this._quoted(to) + '\0' + this._quoted(handle) + '\0' + bodyJson + '\x01'
+    this._batchDescs.push(null)
+    this._queued()
+  }
+
+  /** After a record joined the batch: the drain mark, and a flush now or at the end of the tick. */
+  _queued () {
     if (this._batch.length + this._nativeBuffered >= this.config.highWaterMark) this._needDrain = true
     if (this._batch.length >= FLUSH_AT) this._flush()
     else if (!this._flushQueued) {
@@ -302,7 +330,15 @@ class Client extends EventEmitter {
     } else {
       const res = this._native.takeFailed()
       this._nativeBuffered = res.buffered
-      for (const f of res.failed) this._sendFailed(descs[f.index], f.code)
+      let records = null
+      for (const f of res.failed) {
+        let desc = descs[f.index]
+        if (desc === null) {
+          if (records === null) records = batch.split('\x01')
+          desc = described(records[f.index])
+        }
+        this._sendFailed(desc, f.code)
+      }
     }
     // What waited in the batch counted as buffered: once the socket took it, say so.
     if (this._needDrain && this._nativeBuffered < this.config.highWaterMark) {
