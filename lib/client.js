@@ -12,6 +12,7 @@ const { validateConnect } = require('./connect-options')
 const { headersJson, quote } = require('./headers')
 const { traceClient } = require('./debug')
 const { HeaderTemplates } = require('./templates')
+const { HandleCache } = require('./handle-cache')
 
 const ID_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
 // Names that must never reach the handle emitter from the wire (D14).
@@ -63,6 +64,7 @@ class Client extends EventEmitter {
     super()
     this.config = resolveConfig(config)
     this.handles = new EventEmitter2(this.config.events)
+    this._handleCache = new HandleCache()
     this.channel = null
     this.groups = null
     this._state = 'idle' // idle → connecting → ready ⇄ connecting → closed
@@ -475,14 +477,14 @@ class Client extends EventEmitter {
     if (h.type !== 'message' && h.type !== 'request') return
     const handle = h.handle
     const usable = typeof handle === 'string' && handle !== '' && !RESERVED.has(handle)
-    // EventEmitter2's emit() reports whether a listener (wildcards included) matched.
+    // True when a listener (wildcards included) matched, as EventEmitter2's emit() reports.
     if (h.type === 'message') {
-      const handled = usable && this.handles.emit(handle, frame.body, frame)
+      const handled = usable && this._handleCache.emit(this.handles, handle, frame.body, frame, undefined, false)
       if (!handled && this._notHandled) this._notHandled(frame)
       return
     }
     const reply = new Reply(this, frame)
-    const handled = usable && this.handles.emit(handle, frame.body, reply, frame)
+    const handled = usable && this._handleCache.emit(this.handles, handle, frame.body, reply, frame, true)
     if (handled) return
     if (this._notHandled) this._notHandled(frame)
     reply.emit('error', errorObject('message_nothandled'))
