@@ -104,6 +104,57 @@ test('with an onAny listener, EventEmitter2 itself emits', () => {
   expect(p.cached.log).toEqual(p.direct.log)
 })
 
+test('a waitFor() started after a name was remembered gets the next emit', async () => {
+  const em = new EventEmitter2(OPTS)
+  const cache = new HandleCache()
+  em.on('job.*', () => {})
+  cache.emit(em, 'job.done', 1, 2, undefined, false)
+  const waiting = em.waitFor('job.done', 1000)
+  cache.emit(em, 'job.done', 'x', 'y', undefined, false)
+  await expect(waiting).resolves.toEqual(['x', 'y'])
+})
+
+test('after onAny and offAny, and without wildcards, results are EventEmitter2\'s own', () => {
+  const p = pair((em) => { const f = () => {}; em.onAny(f); em.offAny(f) })
+  expect(p.emit('nobody.here', 1, 2)).toEqual([true, true])
+  const flat = { ...OPTS, wildcard: false }
+  const sides = [new EventEmitter2(flat), new EventEmitter2(flat)]
+  const logs = sides.map((em) => {
+    const log = []
+    em.once('a', () => log.push('once'))
+    em.on('a', () => log.push('on'))
+    return log
+  })
+  const cache = new HandleCache()
+  for (let i = 0; i < 2; i++) {
+    expect(cache.emit(sides[1], 'a', 1, 2, undefined, false)).toBe(sides[0].emit('a', 1, 2))
+  }
+  expect(logs[1]).toEqual(logs[0])
+})
+
+test('two caches on one emitter both see a change, and a new delimiter is a change', () => {
+  const em = new EventEmitter2(OPTS)
+  const first = new HandleCache()
+  const second = new HandleCache()
+  expect(first.emit(em, 'p.q', 1, 2, undefined, false)).toBe(false)
+  expect(second.emit(em, 'p.q', 1, 2, undefined, false)).toBe(false)
+  em.on('p.q', () => {})
+  expect(first.emit(em, 'p.q', 1, 2, undefined, false)).toBe(true)
+  expect(second.emit(em, 'p.q', 1, 2, undefined, false)).toBe(true)
+  em.on('r/*', () => {})
+  expect(first.emit(em, 'r/s', 1, 2, undefined, false)).toBe(false)
+  em.delimiter = '/'
+  expect(first.emit(em, 'r/s', 1, 2, undefined, false)).toBe(em.emit('r/s', 1, 2))
+})
+
+test('long handle names are dispatched but not remembered', () => {
+  const p = pair((em, log) => em.on('**', listener(log, 'all')))
+  const long = 'x'.repeat(300)
+  expect(p.emit(long, 1, 2)).toEqual([true, true])
+  expect(p.cache._lists.size).toBe(0)
+  expect(p.cached.log).toEqual(p.direct.log)
+})
+
 test('handle names from the wire are remembered up to a bound', () => {
   const p = pair((em) => em.on('**', () => {}))
   for (let i = 0; i < 1000; i++) p.emit('name' + i, 1, 2)

@@ -2,32 +2,50 @@
 
 // Dispatch to `client.handles` (an EventEmitter2 with wildcards) without searching its listener
 // tree for every message: that search costs ~165 ns per emit here, a plain EventEmitter ~30.
-// The listeners matched by a name are remembered until any listener changes. Every public
-// method that changes listeners is wrapped on the instance to forget them (EventEmitter2's own
-// once()/many() wrappers remove themselves through `off`, so they are seen too). Delivery is
+// The listeners matched by a name are remembered until any listener changes: every method that
+// adds or removes listeners is wrapped on the emitter to bump a change counter (the public ones,
+// and the internal _on/_many/_once/_onAny that waitFor() and prototype calls go through;
+// EventEmitter2's once()/many() wrappers remove themselves through off()). Delivery is
 // EventEmitter2's: `this` is the emitter, `this.event` the name, a snapshot of the listeners,
-// true when one ran. With onAny listeners present, EventEmitter2's emit runs instead.
+// true when one ran. Anything unusual goes to EventEmitter2's own emit: no wildcards (its
+// listeners() is then the live array), onAny listeners (present or once added: emit's result
+// depends on them), long names (they come from the wire and would be kept as keys).
 
 const MUTATORS = [
   'on', 'addListener', 'prependListener', 'once', 'prependOnceListener', 'many', 'prependMany',
   'off', 'removeListener', 'removeAllListeners', 'onAny', 'prependAny', 'offAny',
-  'listenTo', 'stopListeningTo'
+  'listenTo', 'stopListeningTo', '_on', '_many', '_once', '_onAny'
 ]
 
-// Handle names come from the wire: remember a bounded number of them.
+// Names remembered at most, and the longest name remembered.
 const MAX_NAMES = 256
+const MAX_NAME_LENGTH = 256
+
+// Per emitter, shared by every cache on it: bumped by each wrapped mutator call.
+const CHANGES = Symbol('ricochet.handleChanges')
 
 class HandleCache {
   constructor () {
     this._emitter = null
+    this._seen = -1
+    this._delimiter = null
     this._lists = new Map()
   }
 
   /** Emits `name` with (a, b) or (a, b, c) on `emitter`; true when a listener ran. */
   emit (emitter, name, a, b, c, three) {
-    if (emitter !== this._emitter) this._watch(emitter)
-    if (emitter._all && emitter._all.length) {
+    if (emitter.wildcard !== true || emitter._all || name.length > MAX_NAME_LENGTH) {
       return three ? emitter.emit(name, a, b, c) : emitter.emit(name, a, b)
+    }
+    if (emitter !== this._emitter) {
+      watch(emitter)
+      this._emitter = emitter
+      this._seen = -1
+    }
+    if (this._seen !== emitter[CHANGES] || this._delimiter !== emitter.delimiter) {
+      this._lists.clear()
+      this._seen = emitter[CHANGES]
+      this._delimiter = emitter.delimiter
     }
     let list = this._lists.get(name)
     if (list === undefined) {
@@ -44,26 +62,25 @@ class HandleCache {
     }
     return true
   }
+}
 
-  _watch (emitter) {
-    this._emitter = emitter
-    this._lists = new Map()
-    const lists = () => this._lists
-    for (const name of MUTATORS) {
-      const original = emitter[name]
-      if (typeof original !== 'function' || original._forgets) continue
-      const wrapped = function (...args) {
-        // Before and after: listeners of the change itself (newListener) may emit in between.
-        lists().clear()
-        try {
-          return original.apply(this, args)
-        } finally {
-          lists().clear()
-        }
+/** Wraps the listener-changing methods of `emitter` once, to count its changes. */
+function watch (emitter) {
+  if (emitter[CHANGES] !== undefined) return
+  Object.defineProperty(emitter, CHANGES, { value: 0, writable: true, configurable: true, enumerable: false })
+  for (const name of MUTATORS) {
+    const original = emitter[name]
+    if (typeof original !== 'function') continue
+    const wrapped = function (...args) {
+      // Before and after: listeners of the change itself (newListener) may emit in between.
+      emitter[CHANGES]++
+      try {
+        return original.apply(this, args)
+      } finally {
+        emitter[CHANGES]++
       }
-      wrapped._forgets = true
-      Object.defineProperty(emitter, name, { value: wrapped, writable: true, configurable: true, enumerable: false })
     }
+    Object.defineProperty(emitter, name, { value: wrapped, writable: true, configurable: true, enumerable: false })
   }
 }
 
