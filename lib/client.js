@@ -269,6 +269,7 @@ class Client extends EventEmitter {
   }
 
   _transmit (desc) {
+    if (desc.headers === undefined) return this._transmitMessage(desc.to, desc.handle, desc.body, desc.encrypt)
     const body = desc.body === undefined ? {} : desc.body
     let bodyJson
     try {
@@ -276,14 +277,10 @@ class Client extends EventEmitter {
     } catch (err) {
       return this._sendFailed(desc, 'client_send', { reason: err.message })
     }
-    if (desc.headers === undefined) {
-      this._batch += (desc.encrypt ? 'e' : 'p') + this._quoted(desc.to) + '\0' + this._quoted(desc.handle) + '\0' + bodyJson + '\x01'
-    } else {
-      const id = desc.headers.id
-      const idJson = desc.idJson || (typeof id === 'string' && ID_RE.test(id) ? '"' + id + '"' : JSON.stringify(String(id)))
-      // One record per frame; JSON text never holds raw \0 or \x01 (see Client::send_batch).
-      this._batch += (desc.encrypt ? 'E' : 'P') + idJson + '\0' + (desc.headersJson || JSON.stringify(desc.headers)) + '\0' + bodyJson + '\x01'
-    }
+    const id = desc.headers.id
+    const idJson = desc.idJson || (typeof id === 'string' && ID_RE.test(id) ? '"' + id + '"' : JSON.stringify(String(id)))
+    // One record per frame; JSON text never holds raw \0 or \x01 (see Client::send_batch).
+    this._batch += (desc.encrypt ? 'E' : 'P') + idJson + '\0' + (desc.headersJson || JSON.stringify(desc.headers)) + '\0' + bodyJson + '\x01'
     this._batchDescs.push(desc)
     if (desc.request) {
       this._pending.set(desc.request.id, desc.request)
@@ -293,8 +290,9 @@ class Client extends EventEmitter {
   }
 
   /**
-   * The usual one-way message, sent while ready: no descriptor object per message (its record
-   * in the batch says all a failure report needs; see described()).
+   * A one-way message to string names (the native side makes its id and headers): no
+   * descriptor object per message, its record in the batch says all a failure report needs
+   * (see described()).
    */
   _transmitMessage (to, handle, body, encrypt) {
     let bodyJson

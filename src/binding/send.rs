@@ -15,7 +15,7 @@
 use super::client::{FailedSend, SendBatchResult};
 use crate::client::Client;
 use crate::net::lock;
-use napi::bindgen_prelude::{Either, Result, ToNapiValue};
+use napi::bindgen_prelude::{Result, ToNapiValue};
 use napi::sys;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_void};
@@ -41,35 +41,37 @@ impl ToNapiValue for Raw {
 
 impl SendCore {
     /// Sends `batch` (see `Client::send_batch`): the buffered byte count after it when every
-    /// record went out, else that count with the records that failed.
-    pub fn send(&self, batch: &[u8]) -> Either<f64, SendBatchResult> {
+    /// record went out, else -1 with the failed records kept for `takeFailed()`.
+    fn send(&self, batch: &[u8]) -> f64 {
         let guard = lock(&self.client);
-        let Some(client) = guard.as_ref() else {
-            let n = batch.split(|b| *b == 1).filter(|r| !r.is_empty()).count();
-            return Either::B(SendBatchResult {
-                buffered: 0.0,
-                failed: (0..n)
+        let (buffered, failed): (f64, Vec<FailedSend>) = match guard.as_ref() {
+            None => (
+                0.0,
+                (0..batch.split(|b| *b == 1).filter(|r| !r.is_empty()).count())
                     .map(|i| FailedSend {
                         index: i as u32,
                         code: crate::codes::CLIENT_CONNECTION.full(),
                     })
                     .collect(),
-            });
+            ),
+            Some(client) => {
+                let failed = client
+                    .send_batch(batch)
+                    .into_iter()
+                    .map(|(i, e)| FailedSend {
+                        index: i as u32,
+                        code: e.code().full(),
+                    })
+                    .collect();
+                (client.buffered() as f64, failed)
+            }
         };
-        let failed: Vec<FailedSend> = client
-            .send_batch(batch)
-            .into_iter()
-            .map(|(i, e)| FailedSend {
-                index: i as u32,
-                code: e.code().full(),
-            })
-            .collect();
-        let buffered = client.buffered() as f64;
+        drop(guard);
         if failed.is_empty() {
-            Either::A(buffered)
-        } else {
-            Either::B(SendBatchResult { buffered, failed })
+            return buffered;
         }
+        *lock(&self.failed) = Some(SendBatchResult { buffered, failed });
+        -1.0
     }
 }
 
@@ -141,17 +143,17 @@ thread_local! {
 /// Buffers above this are given back after the call that needed them.
 const KEEP: usize = 1 << 20;
 
-unsafe fn throw_type_error(env: sys::napi_env, msg: &str) -> sys::napi_value {
+/// Throws a TypeError (`type_error`) or an Error with `msg`; returns the null result.
+unsafe fn throw(env: sys::napi_env, type_error: bool, msg: &str) -> sys::napi_value {
     let msg = std::ffi::CString::new(msg).unwrap_or_default();
     // SAFETY: JS thread, live env, NUL-terminated message.
-    unsafe { sys::napi_throw_type_error(env, ptr::null(), msg.as_ptr()) };
-    ptr::null_mut()
-}
-
-unsafe fn throw_error(env: sys::napi_env, msg: &str) -> sys::napi_value {
-    let msg = std::ffi::CString::new(msg).unwrap_or_default();
-    // SAFETY: JS thread, live env, NUL-terminated message.
-    unsafe { sys::napi_throw_error(env, ptr::null(), msg.as_ptr()) };
+    unsafe {
+        if type_error {
+            sys::napi_throw_type_error(env, ptr::null(), msg.as_ptr());
+        } else {
+            sys::napi_throw_error(env, ptr::null(), msg.as_ptr());
+        }
+    }
     ptr::null_mut()
 }
 
@@ -162,7 +164,7 @@ unsafe extern "C" fn send_batch(
     // A panic must not unwind into Node.
     match std::panic::catch_unwind(|| unsafe { send_batch_inner(env, info) }) {
         Ok(v) => v,
-        Err(_) => unsafe { throw_error(env, "ricochet: send failed") },
+        Err(_) => unsafe { throw(env, false, "ricochet: send failed") },
     }
 }
 
@@ -195,7 +197,7 @@ unsafe fn send_batch_inner(env: sys::napi_env, info: sys::napi_callback_info) ->
         ) != sys::Status::napi_ok
             || data.is_null()
         {
-            return throw_error(env, "ricochet: send called without its client");
+            return throw(env, false, "ricochet: send called without its client");
         }
         // SAFETY: `data` is this function's own box (see `function`), alive while the
         // function is, and the function is being called.
@@ -205,10 +207,10 @@ unsafe fn send_batch_inner(env: sys::napi_env, info: sys::napi_callback_info) ->
             || sys::napi_get_value_string_utf16(env, argv[0], ptr::null_mut(), 0, &mut units)
                 != sys::Status::napi_ok
         {
-            return throw_type_error(env, "ricochet: send(batch) needs a string");
+            return throw(env, true, "ricochet: send(batch) needs a string");
         }
         let Some(room) = utf8_room(env, argv[0], units) else {
-            return throw_type_error(env, "ricochet: send(batch) could not read the batch");
+            return throw(env, true, "ricochet: send(batch) could not read the batch");
         };
         let result = BUF.with(|cell| {
             let mut buf = cell.borrow_mut();
@@ -237,12 +239,8 @@ unsafe fn send_batch_inner(env: sys::napi_env, info: sys::napi_callback_info) ->
             out
         });
         let buffered = match result {
-            Err(msg) => return throw_error(env, msg),
-            Ok(Either::A(buffered)) => buffered,
-            Ok(Either::B(res)) => {
-                *lock(&core.failed) = Some(res);
-                -1.0
-            }
+            Err(msg) => return throw(env, false, msg),
+            Ok(buffered) => buffered,
         };
         let mut out = ptr::null_mut();
         sys::napi_create_double(env, buffered, &mut out);

@@ -125,7 +125,7 @@ pub(crate) type BusyHook = Arc<dyn Fn(bool) + Send + Sync>;
 
 impl JsSink {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::net::lock(&self.state)
     }
 
     /// An [`EventSink`] feeding this JS sink.
@@ -189,7 +189,7 @@ impl JsSink {
 
     /// Sets the JS-thread hook (see [`JsHook`]).
     pub fn set_hook(&self, hook: JsHook) {
-        *self.hook.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+        *crate::net::lock(&self.hook) = Some(hook);
     }
 
     /// Sets what is told when JS gets a batch to handle (true) and when it has handled
@@ -284,7 +284,7 @@ impl JsSink {
             Self::tell_busy(&st, false);
         }
         drop(st);
-        let hook = self.hook.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let hook = crate::net::lock(&self.hook).clone();
         if let Some(h) = hook {
             h(env);
         }

@@ -468,11 +468,7 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
     let mut writer = None;
     let mut me: Option<(Value, Value)> = None; // (channel, groups)
     loop {
-        // A JS thread that falls behind makes this client stop reading: TCP pushes back to the
-        // server, which drops us as a slow consumer, instead of frames piling up in memory.
-        while inner.events.backlog() > MAX_BACKLOG && !kill.is_cancelled() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        wait_for_js(inner, &kill).await;
         let next = tokio::select! {
             biased;
             _ = kill.cancelled() => break,
@@ -608,6 +604,15 @@ async fn session(inner: &Arc<Inner>, stream: TcpStream) -> SessionEnd {
     end
 }
 
+/// Waits while the JS thread is more than [`MAX_BACKLOG`] of events behind. A JS thread that
+/// falls behind makes this client stop reading: TCP pushes back to the server, which drops us
+/// as a slow consumer, instead of frames piling up in memory.
+async fn wait_for_js(inner: &Inner, kill: &CancellationToken) {
+    while inner.events.backlog() > MAX_BACKLOG && !kill.is_cancelled() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// The tokio side of reading an authenticated connection: wait for bytes (or the end another
 /// reader saw), pump, and keep the idle timeout.
 async fn read_authed(
@@ -617,11 +622,7 @@ async fn read_authed(
     end: &mut SessionEnd,
 ) {
     loop {
-        // A JS thread that falls behind makes this client stop reading: TCP pushes back to the
-        // server, which drops us as a slow consumer, instead of frames piling up in memory.
-        while inner.events.backlog() > MAX_BACKLOG && !kill.is_cancelled() {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        wait_for_js(inner, kill).await;
         // Pump before waiting (frames that came with the auth reply are already buffered) and
         // before judging silence (bytes nobody has read yet are not silence).
         if !reader.pump() {
