@@ -74,7 +74,7 @@ pub fn server_frame(data: &[u8]) {
             env.set_header("groups", "[\"g\"]");
             let plain = if env.encrypted() {
                 env.body()
-                    .and_then(json::as_str)
+                    .and_then(|b| json::as_str(b.get()))
                     .and_then(|hex| {
                         Cipher::new(b"k")
                             .decrypt_piece(hex.as_bytes())

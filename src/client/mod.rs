@@ -18,9 +18,9 @@ use crate::wire::frame::{FrameError, LineCodec};
 use crate::wire::json;
 use crate::wire::message::{parse_line, Frame, Headers, Parsed};
 use crate::wire::outbound::{Outbound, WriteSide};
+use crate::wire::scan::Raw;
 use crate::wire::seal::{Encryption, Seal};
 use bytes::Bytes;
-use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -683,17 +683,17 @@ fn not_an_object(inner: &Inner, line: &[u8]) {
 
 /// Whether a raw JSON value equals `want` (compared as JSON values, like `===` on the parsed
 /// channel name); strings are compared without building a value tree.
-fn raw_equals(raw: &RawValue, want: &Value) -> bool {
+fn raw_equals(raw: Raw<'_>, want: &Value) -> bool {
     match want {
         Value::String(w) if raw.get().starts_with('"') => {
-            json::as_str(raw).is_some_and(|s| s == *w)
+            json::as_str(raw.get()).is_some_and(|s| s == *w)
         }
         _ => serde_json::from_str::<Value>(raw.get()).is_ok_and(|v| v == *want),
     }
 }
 
 /// The group rule of §5 (a `true` on either side allows; D5): some scalar group in common.
-fn groups_allow(mine: &Value, theirs: Option<&RawValue>) -> bool {
+fn groups_allow(mine: &Value, theirs: Option<Raw<'_>>) -> bool {
     if *mine == Value::Bool(true) {
         return true;
     }
@@ -701,11 +701,15 @@ fn groups_allow(mine: &Value, theirs: Option<&RawValue>) -> bool {
     let Value::Array(mine) = mine else {
         return theirs.get().trim() == "true";
     };
-    // The usual case, a list of names, without a value tree.
-    if let Ok(names) = serde_json::from_str::<Vec<std::borrow::Cow<'_, str>>>(theirs.get()) {
-        return mine
-            .iter()
-            .any(|a| a.as_str().is_some_and(|a| names.iter().any(|n| n == a)));
+    // The usual case, a list of names, read in place.
+    if let Some(items) = theirs.items() {
+        let mut names = items.map(|n| n.get().starts_with('"').then(|| json::as_str(n.get())));
+        if names.clone().all(|n| n.is_some()) {
+            return names.any(|n| {
+                n.flatten()
+                    .is_some_and(|n| mine.iter().any(|a| a.as_str() == Some(&n)))
+            });
+        }
     }
     match serde_json::from_str::<Value>(theirs.get()) {
         Ok(Value::Bool(true)) => true,
@@ -746,7 +750,7 @@ fn check_incoming(
     if !encrypted {
         return Ok(None);
     }
-    json::as_str(body)
+    json::as_str(body.get())
         .and_then(|hex| inner.cipher.decrypt_piece(hex.as_bytes()).ok().flatten())
         .filter(|p| json::is_truthy_json(p))
         .map(Some)

@@ -14,7 +14,7 @@ use super::{check_incoming, not_an_object, receive_error, whole_frame, Inner};
 use crate::codes;
 use crate::net::lock;
 use crate::wire::frame::{self, FrameError, LineCodec, STREAM_READ_BUFFER};
-use crate::wire::message::{Frame, Headers};
+use crate::wire::message::{Frame, Headers, Layout};
 use bytes::BytesMut;
 use serde_json::Value;
 use std::io::ErrorKind;
@@ -79,6 +79,8 @@ struct ReadState {
     end: Option<ReadEnd>,
     /// Header templates of this connection (routing happens under this lock, in order).
     templates: Templates,
+    /// The layout of this connection's frames, so most are parsed by comparison.
+    layout: Layout,
 }
 
 /// One authenticated connection's read half with its framing state.
@@ -136,6 +138,7 @@ impl SocketReader {
                 codec,
                 end: None,
                 templates: Templates::default(),
+                layout: Layout::default(),
             }),
             inner,
             channel: me.0,
@@ -340,7 +343,7 @@ impl SocketReader {
                 match st.codec.decode(&mut st.buf) {
                     Ok(Some(line)) => {
                         frames += 1;
-                        self.route(&mut st.templates, &line);
+                        self.route(&mut st.templates, &mut st.layout, &line);
                     }
                     Ok(None) => break,
                     Err(FrameError::TooLarge { .. }) => {
@@ -394,7 +397,7 @@ impl SocketReader {
                 Ok(0) => {
                     while let Ok(Some(line)) = st.codec.decode_eof(&mut st.buf) {
                         frames += 1;
-                        self.route(&mut st.templates, &line);
+                        self.route(&mut st.templates, &mut st.layout, &line);
                     }
                     self.inner.emit("end", "null".into());
                     return (self.finish(st, ReadEnd::Eof), frames);
@@ -439,9 +442,9 @@ impl SocketReader {
 
     /// §5 on borrowed fields; the frame goes to JS as it came (or with the decrypted body
     /// spliced in), or as its body against a header template; nothing is re-encoded.
-    fn route(&self, templates: &mut Templates, line: &[u8]) {
+    fn route(&self, templates: &mut Templates, layout: &mut Layout, line: &[u8]) {
         let trimmed = frame::trim_line(line);
-        let Some(frame) = Frame::parse(trimmed) else {
+        let Some(frame) = Frame::parse_with(trimmed, layout) else {
             return not_an_object(&self.inner, trimmed);
         };
         let plain = match check_incoming(&self.inner, &frame, &self.channel, &self.groups) {

@@ -14,7 +14,7 @@
 //! only referred to by the connection that last defined it.
 
 use crate::wire::message::Fields;
-use serde_json::value::RawValue;
+use crate::wire::scan::Raw;
 
 /// Templates one connection keeps (and the size of the JS ring).
 pub const SLOTS: usize = 16;
@@ -83,15 +83,14 @@ pub enum Encoded {
     Templated(Option<String>, String),
 }
 
-fn is_container(raw: &RawValue) -> bool {
+fn is_container(raw: Raw<'_>) -> bool {
     matches!(raw.get().as_bytes().first(), Some(b'{') | Some(b'['))
 }
 
 /// An array value whose elements are all scalars (so a shallow copy is a full copy).
-fn flat_array(raw: &RawValue) -> bool {
-    raw.get().starts_with('[')
-        && serde_json::from_str::<Vec<&RawValue>>(raw.get())
-            .is_ok_and(|items| items.iter().all(|v| !is_container(v)))
+fn flat_array(raw: Raw<'_>) -> bool {
+    raw.items()
+        .is_some_and(|mut items| items.all(|v| !is_container(v)))
 }
 
 impl Templates {
@@ -167,7 +166,7 @@ impl Templates {
                 h.push_str("\"\"");
                 continue;
             }
-            if v.get().starts_with('{') || (v.get().starts_with('[') && !flat_array(v)) {
+            if v.get().starts_with('{') || (v.get().starts_with('[') && !flat_array(*v)) {
                 return None;
             }
             if v.get().starts_with('[') {

@@ -79,7 +79,7 @@ pub(crate) fn parse_int(text: &str) -> Option<i64> {
 }
 
 fn str_field<'a>(frame: &'a RawObject, key: &str) -> Option<std::borrow::Cow<'a, str>> {
-    frame.get(key).and_then(|v| json::as_str(v))
+    frame.get(key).and_then(|v| json::as_str(v.get()))
 }
 
 /// Steps 3–7 on the callback's result (step 8, the channel, is claimed by the caller).

@@ -11,7 +11,7 @@ use crate::net::new_id;
 use crate::net::{io_code, now_ms};
 use crate::wire::frame::trim_line;
 use crate::wire::frame::{FrameError, LineCodec};
-use crate::wire::message::{parse_line, Envelope, EnvelopeError, Parsed, RawObject};
+use crate::wire::message::{parse_line, Envelope, EnvelopeError, Layout, Parsed, RawObject};
 use crate::wire::outbound::Outbound;
 use bytes::Bytes;
 use futures_util::FutureExt;
@@ -495,6 +495,7 @@ async fn serve(
     // Bytes of frames routed since the last flush: a sender that never pauses must not make
     // its recipients' staged buffers grow until the slow-consumer limit.
     let mut since_flush = 0usize;
+    let mut layout = Layout::default();
     loop {
         let line = match early.next() {
             Some(l) => l,
@@ -536,7 +537,7 @@ async fn serve(
             flush(&mut dirty);
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        match Envelope::parse(&line) {
+        match Envelope::parse_with(&line, &mut layout) {
             Ok(env) => router::route(shared, conn, me, env, &line, &mut dirty),
             Err(EnvelopeError::Malformed(_)) => malformed(shared, conn, &line),
             // Only failures pay for the second parse that tells bad JSON from other values.

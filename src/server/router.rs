@@ -41,7 +41,7 @@ pub(crate) fn route(
     let plain: Option<String> = if env.encrypted() {
         let piece = env
             .body()
-            .and_then(json::as_str)
+            .and_then(|b| json::as_str(b.get()))
             .and_then(|hex| me.cipher.decrypt_piece(hex.as_bytes()).ok().flatten())
             .filter(|p| json::is_truthy_json(p));
         match piece {

@@ -1,7 +1,6 @@
 //! Small helpers that read raw JSON the way JavaScript would (truthiness, `String()` coercion)
 //! without building value trees, so the router can splice frames through untouched.
 
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 /// JS truthiness of a raw JSON value: `false`, `null`, `0`, `-0` and `""` are falsy.
@@ -16,9 +15,8 @@ pub fn truthy(raw: &str) -> bool {
     }
 }
 
-/// The string value of a raw JSON string, or `None` for any other type.
-pub fn as_str(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
+/// The string value of raw JSON text (valid JSON), or `None` for any other type.
+pub fn as_str(text: &str) -> Option<Cow<'_, str>> {
     if !text.starts_with('"') {
         return None;
     }
@@ -32,10 +30,9 @@ pub fn as_str(raw: &RawValue) -> Option<Cow<'_, str>> {
 
 /// `String(value)` for the types a routing key can sensibly hold (strings, numbers, booleans,
 /// null); arrays and objects give `None` (they can never name a channel).
-pub fn js_string(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
+pub fn js_string(text: &str) -> Option<Cow<'_, str>> {
     match text.as_bytes().first()? {
-        b'"' => as_str(raw),
+        b'"' => as_str(text),
         b't' | b'f' | b'n' => Some(Cow::Borrowed(text)),
         _ => {
             let n: f64 = text.parse().ok()?;
@@ -60,7 +57,7 @@ pub fn js_number(n: f64) -> String {
 /// True when `text` is JSON that `JSON.parse` accepts and whose value is truthy, as required
 /// of a decrypted body (PROTOCOL.md §2.6 step 6). Lone surrogate escapes are accepted, as in JS.
 pub fn is_truthy_json(text: &str) -> bool {
-    serde_json::from_str::<&RawValue>(text).is_ok() && truthy(text)
+    super::scan::Raw::parse(text).is_some() && truthy(text)
 }
 
 /// Appends `s` to `out` as a JSON string literal (JSON.stringify escaping).
@@ -76,8 +73,8 @@ pub fn push_str(out: &mut Vec<u8>, s: &str) {
 mod tests {
     use super::*;
 
-    fn raw(s: &str) -> Box<RawValue> {
-        RawValue::from_string(s.to_string()).expect("valid json")
+    fn raw(s: &str) -> &str {
+        super::super::scan::Raw::parse(s).expect("valid json").get()
     }
 
     #[test]
@@ -92,22 +89,22 @@ mod tests {
 
     #[test]
     fn routing_keys_are_coerced_like_string_of_value() {
-        assert_eq!(js_string(&raw("\"beta\"")).as_deref(), Some("beta"));
-        assert_eq!(js_string(&raw("123")).as_deref(), Some("123"));
-        assert_eq!(js_string(&raw("1.5")).as_deref(), Some("1.5"));
-        assert_eq!(js_string(&raw("null")).as_deref(), Some("null"));
-        assert_eq!(js_string(&raw("[1]")), None);
+        assert_eq!(js_string(raw("\"beta\"")).as_deref(), Some("beta"));
+        assert_eq!(js_string(raw("123")).as_deref(), Some("123"));
+        assert_eq!(js_string(raw("1.5")).as_deref(), Some("1.5"));
+        assert_eq!(js_string(raw("null")).as_deref(), Some("null"));
+        assert_eq!(js_string(raw("[1]")), None);
     }
 
     #[test]
     fn strings_read_the_same_with_and_without_escapes() {
-        assert_eq!(as_str(&raw("\"ab01\"")).as_deref(), Some("ab01"));
-        assert!(matches!(as_str(&raw("\"ab01\"")), Some(Cow::Borrowed(_))));
-        assert_eq!(as_str(&raw("\"\"")).as_deref(), Some(""));
-        assert_eq!(as_str(&raw("\"a\\\"b\"")).as_deref(), Some("a\"b"));
-        assert_eq!(as_str(&raw(r#""\u00e9té""#)).as_deref(), Some("été"));
-        assert_eq!(as_str(&raw("12")), None);
-        assert_eq!(as_str(&raw("[\"a\"]")), None);
+        assert_eq!(as_str(raw("\"ab01\"")).as_deref(), Some("ab01"));
+        assert!(matches!(as_str(raw("\"ab01\"")), Some(Cow::Borrowed(_))));
+        assert_eq!(as_str(raw("\"\"")).as_deref(), Some(""));
+        assert_eq!(as_str(raw("\"a\\\"b\"")).as_deref(), Some("a\"b"));
+        assert_eq!(as_str(raw(r#""\u00e9té""#)).as_deref(), Some("été"));
+        assert_eq!(as_str(raw("12")), None);
+        assert_eq!(as_str(raw("[\"a\"]")), None);
     }
 
     #[test]

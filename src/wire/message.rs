@@ -3,6 +3,8 @@
 //! (`from`, `groups` and, for encrypted frames, `body`).
 
 use super::json;
+pub use super::scan::Layout;
+use super::scan::{self, Entries, HeadersAt, Raw};
 use indexmap::IndexMap;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -40,11 +42,11 @@ pub fn parse_line(line: &[u8]) -> Parsed {
 /// slices. A duplicate key keeps its first position and its last value, as `JSON.parse` does.
 /// Routing reads and rewrites frames through this without copying values.
 #[derive(Debug, Default)]
-pub struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+pub struct Fields<'a>(Entries<'a>);
 
 impl<'a> Fields<'a> {
     /// The raw value of `key`.
-    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+    pub fn get(&self, key: &str) -> Option<Raw<'a>> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 
@@ -54,69 +56,8 @@ impl<'a> Fields<'a> {
     }
 
     /// Every `(key, raw value)` in order.
-    pub fn entries(&self) -> &[(Cow<'a, str>, &'a RawValue)] {
+    pub fn entries(&self) -> &[(Cow<'a, str>, Raw<'a>)] {
         &self.0
-    }
-}
-
-/// A key borrowed from the input when it holds no escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> serde::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// Collects an object's entries; a duplicate key keeps its first position and its last value.
-fn collect<'de, M: serde::de::MapAccess<'de>>(mut map: M) -> Result<Fields<'de>, M::Error> {
-    let mut out: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(8);
-    while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-        let v: &'de RawValue = map.next_value()?;
-        put(&mut out, k, v);
-    }
-    Ok(Fields(out))
-}
-
-fn put<'de>(out: &mut Vec<(Cow<'de, str>, &'de RawValue)>, k: Cow<'de, str>, v: &'de RawValue) {
-    match out.iter_mut().find(|(ek, _)| *ek == k) {
-        Some(slot) => slot.1 = v,
-        None => out.push((k, v)),
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Fields<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                map: M,
-            ) -> Result<Fields<'de>, M::Error> {
-                collect(map)
-            }
-        }
-        d.deserialize_map(V)
     }
 }
 
@@ -145,105 +86,26 @@ pub struct Frame<'a> {
     pub headers: Headers<'a>,
 }
 
-/// What the single pass of [`Frame::parse`] collects.
-struct Parts<'a> {
-    top: Fields<'a>,
-    headers: Headers<'a>,
-}
-
 impl<'a> Frame<'a> {
     /// Parses a line that must be one JSON object; `None` when it is not (classify it with
     /// [`parse_line`]). UTF-8 is checked once for the whole line, not per value.
     pub fn parse(line: &'a [u8]) -> Option<Frame<'a>> {
+        Self::parse_with(line, &mut Layout::default())
+    }
+
+    /// Like [`Frame::parse`], through the [`Layout`] of the connection the line came from.
+    pub fn parse_with(line: &'a [u8], layout: &mut Layout) -> Option<Frame<'a>> {
         let text = std::str::from_utf8(line).ok()?;
-        let Parts { top, headers } = serde_json::from_str(text).ok()?;
-        Some(Frame { text, top, headers })
-    }
-}
-
-/// Stands in for the raw `headers` value in [`Frame::top`].
-fn headers_placeholder() -> &'static RawValue {
-    static P: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
-    P.get_or_init(|| RawValue::from_string("{}".to_string()).unwrap_or_default())
-}
-
-/// The `headers` value: an object's fields, or anything else consumed and noted.
-struct HeadersValue<'a>(Headers<'a>);
-
-impl<'de> serde::Deserialize<'de> for HeadersValue<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = HeadersValue<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                map: M,
-            ) -> Result<Self::Value, M::Error> {
-                Ok(HeadersValue(Headers::Object(collect(map)?)))
-            }
-            fn visit_seq<S: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: S,
-            ) -> Result<Self::Value, S::Error> {
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-                Ok(HeadersValue(Headers::NotObject))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(HeadersValue(Headers::NotObject))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(HeadersValue(Headers::NotObject))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(HeadersValue(Headers::NotObject))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(HeadersValue(Headers::NotObject))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(HeadersValue(Headers::NotObject))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(HeadersValue(Headers::NotObject))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Parts<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Parts<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                mut map: M,
-            ) -> Result<Parts<'de>, M::Error> {
-                let mut top: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(4);
-                let mut headers = Headers::Missing;
-                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-                    if k == "headers" {
-                        headers = map.next_value::<HeadersValue<'de>>()?.0;
-                        put(&mut top, k, headers_placeholder());
-                    } else {
-                        let v: &'de RawValue = map.next_value()?;
-                        put(&mut top, k, v);
-                    }
-                }
-                Ok(Parts {
-                    top: Fields(top),
-                    headers,
-                })
-            }
-        }
-        d.deserialize_map(V)
+        let (top, headers) = scan::frame_with(text, layout)?;
+        Some(Frame {
+            text,
+            top: Fields(top),
+            headers: match headers {
+                HeadersAt::Missing => Headers::Missing,
+                HeadersAt::NotObject => Headers::NotObject,
+                HeadersAt::Object(h) => Headers::Object(Fields(h)),
+            },
+        })
     }
 }
 
@@ -269,7 +131,13 @@ impl<'a> Envelope<'a> {
     /// Parses a line and checks the shape of §4.3 step 2 plus the D12 (`body` required) and D14
     /// (non-empty string `handle`) fixes.
     pub fn parse(line: &'a [u8]) -> Result<Envelope<'a>, EnvelopeError> {
-        let Frame { top, headers, .. } = Frame::parse(line).ok_or(EnvelopeError::NotAnObject)?;
+        Self::parse_with(line, &mut Layout::default())
+    }
+
+    /// Like [`Envelope::parse`], through the [`Layout`] of the connection the line came from.
+    pub fn parse_with(line: &'a [u8], layout: &mut Layout) -> Result<Envelope<'a>, EnvelopeError> {
+        let Frame { top, headers, .. } =
+            Frame::parse_with(line, layout).ok_or(EnvelopeError::NotAnObject)?;
         let headers = match headers {
             Headers::Object(h) => h,
             Headers::Missing => return Err(EnvelopeError::Malformed("frame has no headers")),
@@ -285,7 +153,7 @@ impl<'a> Envelope<'a> {
                 return Err(EnvelopeError::Malformed(why));
             }
         }
-        match headers.get("handle").and_then(json::as_str) {
+        match headers.get("handle").and_then(|h| json::as_str(h.get())) {
             Some(h) if !h.is_empty() => {}
             _ => {
                 return Err(EnvelopeError::Malformed(
@@ -304,13 +172,13 @@ impl<'a> Envelope<'a> {
     }
 
     /// Raw value of a header as received.
-    pub fn header(&self, key: &str) -> Option<&'a RawValue> {
+    pub fn header(&self, key: &str) -> Option<Raw<'a>> {
         self.headers.get(key)
     }
 
     /// `headers.to` coerced to a channel name.
     pub fn to(&self) -> Option<Cow<'a, str>> {
-        self.header("to").and_then(json::js_string)
+        self.header("to").and_then(|t| json::js_string(t.get()))
     }
 
     /// Whether `headers.encrypted` is truthy.
@@ -321,7 +189,7 @@ impl<'a> Envelope<'a> {
     }
 
     /// The raw body (present: checked by `parse`).
-    pub fn body(&self) -> Option<&'a RawValue> {
+    pub fn body(&self) -> Option<Raw<'a>> {
         self.top.get("body")
     }
 
@@ -500,8 +368,8 @@ mod tests {
         let Headers::Object(h) = &f.headers else {
             panic!("headers should be an object")
         };
-        assert_eq!(h.get("to").map(RawValue::get), Some("\"y\""));
-        assert_eq!(f.top.get("body").map(RawValue::get), Some("[1]"));
+        assert_eq!(h.get("to").map(Raw::get), Some("\"y\""));
+        assert_eq!(f.top.get("body").map(Raw::get), Some("[1]"));
         assert!(f.top.contains("headers"));
         for (line, missing) in [
             (r#"{"headers":[1,{"a":2}],"body":1}"#, false),
@@ -521,7 +389,7 @@ mod tests {
         let Headers::Object(h) = &f.headers else {
             panic!("headers should be an object")
         };
-        assert_eq!(h.get("to").map(RawValue::get), Some("\"b\""));
+        assert_eq!(h.get("to").map(Raw::get), Some("\"b\""));
         for bad in [
             &b"[1]"[..],
             b"{\"headers\":{\"a\":}}",

@@ -6,5 +6,6 @@ pub mod frame;
 pub mod json;
 pub mod message;
 pub mod outbound;
+pub mod scan;
 pub mod seal;
 pub mod xts;
