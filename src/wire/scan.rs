@@ -391,23 +391,47 @@ fn specials(v: u64) -> u64 {
         | (v.wrapping_sub(ONES * 0x20) & !v & HIGHS)
 }
 
+/// The index of the first `"`, `\\` or control character at or after `i` (or the end).
+///
+/// Short runs (keys, names) go eight bytes at a time. A run longer than 32 bytes (a body
+/// field, ~490 hex digits of ciphertext) goes to `memchr2`'s SIMD search for the quote or
+/// backslash, then one branch-free pass over the skipped bytes for control characters,
+/// which the compiler vectorises: about three times faster than words on long runs.
+fn skip_plain(b: &[u8], mut i: usize) -> usize {
+    for _ in 0..4 {
+        let Some(Ok(word)) = b.get(i..i + 8).map(<[u8; 8]>::try_from) else {
+            while b
+                .get(i)
+                .is_some_and(|&c| c >= 0x20 && c != b'"' && c != b'\\')
+            {
+                i += 1;
+            }
+            return i;
+        };
+        let hits = specials(u64::from_le_bytes(word));
+        if hits != 0 {
+            return i + (hits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    let rest = b.get(i..).unwrap_or_default();
+    let run = rest
+        .get(..memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len()))
+        .unwrap_or_default();
+    if run.iter().fold(false, |any, &c| any | (c < 0x20)) {
+        i + run.iter().position(|&c| c < 0x20).unwrap_or(run.len())
+    } else {
+        i + run.len()
+    }
+}
+
 /// Where the string whose contents start at `i` ends (after its closing quote), and whether it
-/// holds an escape. Plain runs are skipped eight bytes at a time, in locals: through `self`
-/// the index was stored back to memory on every word, at half the speed.
+/// holds an escape. Works in locals: through `self` the index was stored back to memory on
+/// every word, at half the speed.
 fn string_end(b: &[u8], mut i: usize) -> Result<(usize, bool), Invalid> {
     let mut escaped = false;
     loop {
-        while let Some(chunk) = b.get(i..i + 8) {
-            let Ok(word) = <[u8; 8]>::try_from(chunk) else {
-                break;
-            };
-            let hits = specials(u64::from_le_bytes(word));
-            if hits != 0 {
-                i += (hits.trailing_zeros() / 8) as usize;
-                break;
-            }
-            i += 8;
-        }
+        i = skip_plain(b, i);
         let c = *b.get(i).ok_or(Invalid)?;
         i += 1;
         match c {
@@ -718,8 +742,9 @@ mod tests {
 
     #[test]
     fn strings_are_checked_across_every_word_boundary() {
-        // A special character at each offset of an eight-byte word, before and after.
-        for pad in 0..20 {
+        // A special character at each offset of an eight-byte word, before and after, in
+        // short runs and in runs long enough for the SIMD search.
+        for pad in (0..40).chain([63, 64, 65, 100, 500]) {
             let plain = "x".repeat(pad);
             for special in ["\\n", "\\u0041", "\u{1}", "\u{1f}", "é", "\\q", "\\"] {
                 for case in [
