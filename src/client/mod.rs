@@ -207,7 +207,7 @@ impl Client {
             count = i + 1;
             let mark = out.len();
             let Some(res) = parse_record(record).map(|(encrypt, id, headers, body)| {
-                self.build_frame(&headers, body, encrypt, &id, &mut out)
+                self.build_frame(&headers, body, encrypt, id.bytes(), &mut out)
             }) else {
                 failed.push((i, SendError::TooLarge));
                 continue;
@@ -280,7 +280,22 @@ enum RecordHeaders<'a> {
 }
 
 /// One `send_batch` record: (encrypt, id, headers, body JSON).
-type Record<'a> = (bool, Cow<'a, [u8]>, RecordHeaders<'a>, &'a [u8]);
+type Record<'a> = (bool, RecordId<'a>, RecordHeaders<'a>, &'a [u8]);
+
+/// A record's id: from its headers JSON, or made for a one-way message.
+enum RecordId<'a> {
+    Given(Cow<'a, [u8]>),
+    Fresh([u8; 32]),
+}
+
+impl RecordId<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            RecordId::Given(id) => id,
+            RecordId::Fresh(id) => id,
+        }
+    }
+}
 
 /// Splits one `send_batch` record; a message record gets a fresh id.
 fn parse_record(record: &[u8]) -> Option<Record<'_>> {
@@ -296,11 +311,16 @@ fn parse_record(record: &[u8]) -> Option<Record<'_>> {
                 Cow::Borrowed(b) => Cow::Borrowed(b.as_bytes()),
                 Cow::Owned(o) => Cow::Owned(o.into_bytes()),
             };
-            Some((*flag == b'E', id, RecordHeaders::Json(second), body))
+            Some((
+                *flag == b'E',
+                RecordId::Given(id),
+                RecordHeaders::Json(second),
+                body,
+            ))
         }
         b'e' | b'p' => Some((
             *flag == b'e',
-            Cow::Owned(crate::net::new_id().into_bytes()),
+            RecordId::Fresh(crate::net::fresh_id()),
             RecordHeaders::Message {
                 to: first,
                 handle: second,
