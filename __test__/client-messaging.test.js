@@ -796,15 +796,17 @@ describe('hostile and forged frames', () => {
     const alpha = await join('alpha')
     const rb = await joinRaw('beta')
     const ids = new Set()
-    for (let i = 0; i < 50; i++) {
-      const req = alpha.timeout(300).request('beta', 'x', {})
+    // Enough to cross the client's id pool refills (~500 ids each).
+    const n = 1100
+    for (let i = 0; i < n; i++) {
+      const req = alpha.timeout(10000).request('beta', 'x', {})
       req.on('error', () => {})
       expect(req.id).toMatch(/^[A-Za-z0-9]{32}$/)
       ids.add(req.id)
     }
-    expect(ids.size).toBe(50)
+    expect(ids.size).toBe(n)
     // Answer them so nothing stays pending.
-    for (let i = 0; i < 50; i++) {
+    for (let i = 0; i < n; i++) {
       const f = await rb.nextMatching((x) => x.headers.type === 'request')
       await rb.send(replyLine('beta', 'alpha', f.headers.id, 'response', { error: null, data: {} }))
     }
