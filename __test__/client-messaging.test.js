@@ -487,6 +487,24 @@ describe('timeouts', () => {
     expect(r.e.code).toBe(CODE.timeout)
   })
 
+  test('a timeout beyond Node\'s longest timer (2^31-1 ms) fires neither at once nor on the responder', async () => {
+    await start()
+    const alpha = await join('alpha')
+    const beta = await join('beta')
+    const replies = []
+    beta.handle('long.op', (body, reply) => { held.push(reply); replies.push(reply) })
+    // Node fires a setTimeout over 2^31-1 ms after 1 ms: both timers used to expire at once.
+    const req = alpha.timeout(2 ** 33).request('beta', 'long.op', {})
+    const log = record(req)
+    const p = req.promise()
+    await until(() => replies.length === 1)
+    await sleep(100)
+    expect(log).toEqual([])
+    expect(replies[0].closed).toBe(false)
+    replies[0].emit('response', null, { done: true })
+    await expect(p).resolves.toEqual({ done: true })
+  })
+
   test('D8 responder timeout: requester gets `error` message_timeout then `timeout` {local:false}; responder gets `timeout`', async () => {
     await start()
     const alpha = await join('alpha')

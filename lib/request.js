@@ -2,6 +2,7 @@
 
 const { EventEmitter } = require('node:events')
 const { RicochetError, errorObject, fullCode } = require('./errors')
+const { startTimer } = require('./timer')
 
 const TIMEOUT = 'ricochet.message_timeout'
 
@@ -63,7 +64,7 @@ class Request extends EventEmitter {
     if (this._done) return
     clearTimeout(this._timer)
     const ms = this._timeout + this._client.config.timeouts.latencyBuffer
-    this._timer = setTimeout(() => {
+    this._timer = startTimer(this, () => {
       const payload = { local: true }
       this.emit('timeout', payload)
       this._fail(Object.assign(payload, { Error: errorObject('message_timeout').Error, code: TIMEOUT }))
@@ -164,7 +165,7 @@ class Reply extends EventEmitter {
   _arm () {
     if (!this._timeout || this._closed) return
     clearTimeout(this._timer)
-    this._timer = setTimeout(() => {
+    this._timer = startTimer(this, () => {
       if (this._closed) return
       super.emit('timeout')
       this._send('error', { Error: errorObject('message_timeout').Error, code: TIMEOUT })
