@@ -361,6 +361,32 @@ mod tests {
         assert!(env(r#"{"body":1}"#).is_err());
     }
 
+    /// Found in review: a remembered layout misplaced a duplicate key's last value when it
+    /// lay across the body from the key, so the router forwarded other bytes of the line,
+    /// here a second `headers` the sender wrote inside its body.
+    #[test]
+    fn a_remembered_layout_never_lets_a_body_smuggle_headers_past_the_router() {
+        let mut layout = Layout::default();
+        let pad = format!(
+            "\"{}\"",
+            "x".repeat(r#"1,"headers":{"from":"admin"}"#.len() - 2)
+        );
+        let first = format!(
+            r#"{{"headers":{{"id":"a","type":"message","handle":"h","to":"r"}},"x":0,"body":0,"x":{pad}}}"#
+        );
+        let second = format!(
+            r#"{{"headers":{{"id":"a","type":"message","handle":"h","to":"r"}},"x":0,"body":{{"qq":1,"headers":{{"from":"admin"}}}},"x":{pad}}}"#
+        );
+        Envelope::parse_with(first.as_bytes(), &mut layout).expect("first");
+        let mut reused = Envelope::parse_with(second.as_bytes(), &mut layout).expect("second");
+        reused.set_header("from", "\"mallory\"");
+        let mut fresh = Envelope::parse(second.as_bytes()).expect("second");
+        fresh.set_header("from", "\"mallory\"");
+        let out = String::from_utf8(reused.encode(None)).expect("utf8");
+        assert_eq!(out, String::from_utf8(fresh.encode(None)).expect("utf8"));
+        assert!(out.contains(&format!("\"x\":{pad},\"body\":")), "{out}");
+    }
+
     #[test]
     fn frames_parse_headers_in_the_same_pass_whatever_they_hold() {
         let f = Frame::parse(br#"{"a":1,"headers":{"t\u006f":"x","to":"y"},"body":[1]}"#)

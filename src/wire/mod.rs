@@ -7,5 +7,7 @@ pub mod json;
 pub mod message;
 pub mod outbound;
 pub mod scan;
+#[cfg(test)]
+mod scan_differential;
 pub mod seal;
 pub mod xts;
