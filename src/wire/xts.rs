@@ -55,18 +55,31 @@ impl Xts {
             return;
         }
         let tail = unit.len() % 16;
-        // With stealing, the last full block and the partial one are handled together below.
-        let plain_blocks = unit.len() / 16 - usize::from(tail != 0);
-        let (head, rest) = unit.split_at_mut(plain_blocks * 16);
+        let full = unit.len() / 16;
+        let (head, partial) = unit.split_at_mut(full * 16);
         let mut tweak = self.first_tweak;
+        // The tweak of the last full block, for the stolen block of a decryption.
+        let mut last_tweak = tweak;
+        let mut done = 0;
         let mut lanes = [Block::default(); LANES];
         let mut tweaks = [0u128; LANES];
         for chunk in head.chunks_mut(16 * LANES) {
             let n = chunk.len() / 16;
             for ((block, lane), t) in chunk.chunks_exact(16).zip(&mut lanes).zip(&mut tweaks) {
-                *t = tweak;
-                *lane = Block::from((load(block) ^ tweak).to_le_bytes());
-                tweak = mul_alpha(tweak);
+                let next = mul_alpha(tweak);
+                done += 1;
+                last_tweak = tweak;
+                // With stealing, the last full block goes through the pipeline too (IEEE 1619
+                // §5.3.2 / §5.4.2): encryption seals it with its own tweak; decryption opens it
+                // with the partial block's tweak, the one it was last sealed with. Only the
+                // stolen block then waits for it: one AES call in sequence instead of two.
+                *t = if done == full && tail != 0 && matches!(dir, Direction::Decrypt) {
+                    next
+                } else {
+                    tweak
+                };
+                *lane = Block::from((load(block) ^ *t).to_le_bytes());
+                tweak = next;
             }
             match dir {
                 Direction::Encrypt => self.data.encrypt_blocks(&mut lanes[..n]),
@@ -77,28 +90,25 @@ impl Xts {
             }
         }
         if tail != 0 {
-            self.steal(rest, tweak, dir);
+            let second = match dir {
+                Direction::Encrypt => tweak,
+                Direction::Decrypt => last_tweak,
+            };
+            self.steal(&mut head[(full - 1) * 16..], partial, second, dir);
         }
     }
 
-    /// The last full block and the partial block after it (`last.len()` in 17..32), with
-    /// `tweak` the tweak of that full block (IEEE 1619 §5.3.2 / §5.4.2).
-    fn steal(&self, last: &mut [u8], tweak: u128, dir: Direction) {
-        let tail = last.len() - 16;
-        let next = mul_alpha(tweak);
-        // Encryption uses the full block's own tweak first; decryption undoes the partial
-        // block's tweak first, because that is the one the stolen block was sealed with.
-        let (first, second) = match dir {
-            Direction::Encrypt => (tweak, next),
-            Direction::Decrypt => (next, tweak),
-        };
-        let block = self.one(load(&last[..16]), first, dir);
-        // The partial block borrows the rest of the processed full block.
-        let mut stolen = block;
-        stolen[..tail].copy_from_slice(&last[16..]);
-        let stolen = self.one(load(&stolen), second, dir);
-        last[16..].copy_from_slice(&block[..tail]);
-        last[..16].copy_from_slice(&stolen);
+    /// The stolen block: `last` is the processed last full block, `partial` the partial block
+    /// after it (1..15 bytes). The partial block borrows the rest of `last`, goes through the
+    /// cipher with `tweak`, and takes `last`'s place; `partial` gets `last`'s first bytes.
+    fn steal(&self, last: &mut [u8], partial: &mut [u8], tweak: u128, dir: Direction) {
+        let tail = partial.len();
+        let mut stolen = [0u8; 16];
+        stolen.copy_from_slice(last);
+        stolen[..tail].copy_from_slice(partial);
+        let sealed = self.one(load(&stolen), tweak, dir);
+        partial.copy_from_slice(&last[..tail]);
+        last.copy_from_slice(&sealed);
     }
 
     /// One block through the cipher between two xors with `tweak`.
