@@ -713,30 +713,32 @@ fn raw_equals(raw: Raw<'_>, want: &Value) -> bool {
 }
 
 /// The group rule of §5 (a `true` on either side allows; D5): some scalar group in common.
+/// Read in place, element by element, as `JSON.parse` would see them: a string holding a lone
+/// surrogate escape (which a Rust string cannot hold) matches nothing but spoils nothing.
 fn groups_allow(mine: &Value, theirs: Option<Raw<'_>>) -> bool {
     if *mine == Value::Bool(true) {
         return true;
     }
     let Some(theirs) = theirs else { return false };
-    let Value::Array(mine) = mine else {
-        return theirs.get().trim() == "true";
-    };
-    // The usual case, a list of names, read in place.
-    if let Some(items) = theirs.items() {
-        let mut names = items.map(|n| n.get().starts_with('"').then(|| json::as_str(n.get())));
-        if names.clone().all(|n| n.is_some()) {
-            return names.any(|n| {
-                n.flatten()
-                    .is_some_and(|n| mine.iter().any(|a| a.as_str() == Some(&n)))
-            });
-        }
+    if theirs.get() == "true" {
+        return true;
     }
-    match serde_json::from_str::<Value>(theirs.get()) {
-        Ok(Value::Bool(true)) => true,
-        Ok(Value::Array(other)) => mine
-            .iter()
-            .any(|a| !a.is_object() && !a.is_array() && other.contains(a)),
-        _ => false,
+    let (Value::Array(mine), Some(mut items)) = (mine, theirs.items()) else {
+        return false;
+    };
+    items.any(|item| scalar_in(item, mine))
+}
+
+/// Whether a scalar element of a peer's groups equals one of `mine`'s scalars.
+fn scalar_in(item: Raw<'_>, mine: &[Value]) -> bool {
+    match item.get().as_bytes().first() {
+        Some(b'"') => json::as_str(item.get())
+            .is_some_and(|name| mine.iter().any(|a| a.as_str() == Some(&*name))),
+        Some(b'{') | Some(b'[') | None => false,
+        Some(_) => serde_json::from_str::<Value>(item.get()).is_ok_and(|v| {
+            mine.iter()
+                .any(|a| !a.is_object() && !a.is_array() && *a == v)
+        }),
     }
 }
 
@@ -799,4 +801,37 @@ fn whole_frame(frame: &Frame<'_>, plain: Option<&str>) -> Result<String, Code> {
     out.push_str(plain);
     out.push_str(tail);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allow(mine: &str, theirs: &str) -> bool {
+        let mine: Value = serde_json::from_str(mine).expect("json");
+        groups_allow(&mine, Some(Raw::parse(theirs).expect("json")))
+    }
+
+    #[test]
+    fn groups_meet_on_any_common_scalar_as_in_the_original() {
+        assert!(allow(r#"["a","b"]"#, r#"["c","b"]"#));
+        assert!(!allow(r#"["a"]"#, r#"["b"]"#));
+        assert!(allow(r#"["a"]"#, "true"));
+        assert!(allow("true", r#"["x"]"#));
+        assert!(!allow(r#"["a"]"#, "false"));
+        assert!(!allow(r#"["a"]"#, r#""a""#));
+        assert!(allow(r#"[1,"a"]"#, "[2,1]"));
+        assert!(allow(r#"[null]"#, r#"["x",null]"#));
+        assert!(allow(r#"["é"]"#, r#"["\u00e9"]"#));
+        assert!(!allow(r#"[{"a":1},[1]]"#, r#"[{"a":1},[1]]"#));
+        assert!(!allow(r#"["a"]"#, "[]"));
+        assert!(!groups_allow(&serde_json::json!(["a"]), None));
+    }
+
+    #[test]
+    fn a_lone_surrogate_group_matches_nothing_and_spoils_nothing() {
+        assert!(allow(r#"["a"]"#, r#"["\ud800","a"]"#));
+        assert!(allow(r#"["a"]"#, r#"["\ud800",1,"a"]"#));
+        assert!(!allow(r#"["a"]"#, r#"["\ud800"]"#));
+    }
 }

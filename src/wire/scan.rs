@@ -176,6 +176,10 @@ enum At {
     Placeholder,
 }
 
+/// Bytes of a line outside its id and body beyond which its layout is not remembered (the
+/// usual headers are 100-300 bytes).
+pub const MAX_LAYOUT_BYTES: usize = 4096;
+
 /// Like [`frame`], through a connection's [`Layout`].
 pub fn frame_with<'a>(text: &'a str, layout: &mut Layout) -> Option<(Entries<'a>, HeadersAt<'a>)> {
     if let Some(hit) = layout.reuse(text) {
@@ -317,6 +321,10 @@ impl Layout {
         else {
             return;
         };
+        // Kept per connection: a frame with huge headers must not pin its size until the next.
+        if head.len() + mid.len() + tail.len() > MAX_LAYOUT_BYTES {
+            return;
+        }
         for (buf, part) in [
             (&mut self.head, head),
             (&mut self.mid, mid),
@@ -922,6 +930,18 @@ mod tests {
             assert!(same(frame_with(line, &mut fresh), frame(line)), "{line}");
             assert_eq!(fresh.reused(), 0, "{line}");
         }
+    }
+
+    #[test]
+    fn frames_with_headers_past_the_layout_limit_are_not_remembered() {
+        let big = "x".repeat(MAX_LAYOUT_BYTES);
+        let line = |id: &str| format!(r#"{{"headers":{{"id":"{id}","pad":"{big}"}},"body":1}}"#);
+        let mut layout = Layout::default();
+        let (first, second) = (line("a"), line("b"));
+        assert!(same(frame_with(&first, &mut layout), frame(&first)));
+        assert!(same(frame_with(&second, &mut layout), frame(&second)));
+        assert_eq!(layout.reused(), 0);
+        assert!(layout.head.capacity() + layout.mid.capacity() + layout.tail.capacity() < 1024);
     }
 
     /// Mutations of a frame read through the layout of the frame itself give what a full
