@@ -2,26 +2,14 @@
 //! through serde_json's visitors (what `Frame::parse` used before), the validating scanner's
 //! full pass, and a connection's remembered layout, in one run.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Instant;
 
 use ricochet::wire::scan::{frame, frame_with, Layout};
 use serde_json::value::RawValue;
 
 const ROUNDS: u32 = 300_000;
-
-fn time(label: &str, mut f: impl FnMut()) -> f64 {
-    for _ in 0..ROUNDS / 10 {
-        f();
-    }
-    let start = Instant::now();
-    for _ in 0..ROUNDS {
-        f();
-    }
-    let ns = start.elapsed().as_nanos() as f64 / f64::from(ROUNDS);
-    println!("{label:<34} {ns:>8.1} ns");
-    ns
-}
 
 fn line(encrypted: bool) -> String {
     let body = if encrypted {
@@ -45,16 +33,16 @@ fn main() {
             if encrypted { "encrypted" } else { "plaintext" },
             text.len()
         );
-        let serde = time("  serde_json (map of raw values)", || {
+        let serde = common::time("  serde_json (map of raw values)", ROUNDS, || {
             let map: indexmap::IndexMap<&str, &RawValue> =
                 serde_json::from_str(black_box(&text)).unwrap_or_default();
             black_box(map);
         });
-        let full = time("  scanner, full pass", || {
+        let full = common::time("  scanner, full pass", ROUNDS, || {
             black_box(frame(black_box(&text)));
         });
         let mut layout = Layout::default();
-        let reused = time("  scanner, remembered layout", || {
+        let reused = common::time("  scanner, remembered layout", ROUNDS, || {
             black_box(frame_with(black_box(&text), &mut layout));
         });
         println!(

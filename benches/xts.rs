@@ -1,8 +1,9 @@
 //! `cargo bench --bench xts`: ns per encrypt/decrypt of a W1-sized plaintext (245 bytes) with
 //! the pipelined XTS next to the `xts-mode` crate's block-by-block loop, in one run.
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Instant;
 
 use aes::cipher::generic_array::GenericArray;
 use aes::cipher::KeyInit;
@@ -11,19 +12,6 @@ use ricochet::wire::xts::Xts;
 use xts_mode::Xts128;
 
 const ROUNDS: u32 = 200_000;
-
-fn time(label: &str, mut f: impl FnMut()) -> f64 {
-    for _ in 0..ROUNDS / 10 {
-        f();
-    }
-    let start = Instant::now();
-    for _ in 0..ROUNDS {
-        f();
-    }
-    let ns = start.elapsed().as_nanos() as f64 / f64::from(ROUNDS);
-    println!("{label:<28} {ns:>8.1} ns");
-    ns
-}
 
 fn main() {
     let key = [7u8; 64];
@@ -36,12 +24,16 @@ fn main() {
     for len in [245usize, 4096] {
         let mut unit = vec![0x5au8; len];
         println!("{len}-byte data unit");
-        let f = time("  pipelined encrypt", || fast.encrypt(black_box(&mut unit)));
-        let r = time("  xts-mode encrypt", || {
+        let f = common::time("  pipelined encrypt", ROUNDS, || {
+            fast.encrypt(black_box(&mut unit))
+        });
+        let r = common::time("  xts-mode encrypt", ROUNDS, || {
             reference.encrypt_sector(black_box(&mut unit), tweak)
         });
-        let fd = time("  pipelined decrypt", || fast.decrypt(black_box(&mut unit)));
-        let rd = time("  xts-mode decrypt", || {
+        let fd = common::time("  pipelined decrypt", ROUNDS, || {
+            fast.decrypt(black_box(&mut unit))
+        });
+        let rd = common::time("  xts-mode decrypt", ROUNDS, || {
             reference.decrypt_sector(black_box(&mut unit), tweak)
         });
         println!("  speed-up: encrypt {:.2}x, decrypt {:.2}x", r / f, rd / fd);

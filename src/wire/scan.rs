@@ -718,7 +718,21 @@ impl<'a> Scan<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::scan_differential::{same, Rng};
     use serde_json::value::RawValue;
+
+    /// Replaces, inserts or removes one byte at a random place.
+    fn mutate_byte(bytes: &mut Vec<u8>, alphabet: &[u8], r: &mut Rng) {
+        let at = r.below(bytes.len());
+        let with = alphabet[r.below(alphabet.len())];
+        match r.next() % 3 {
+            0 => bytes[at] = with,
+            1 => bytes.insert(at, with),
+            _ => {
+                bytes.remove(at);
+            }
+        }
+    }
 
     fn serde_accepts(text: &str) -> bool {
         serde_json::from_str::<&RawValue>(text).is_ok()
@@ -877,32 +891,6 @@ mod tests {
         }
     }
 
-    fn owned<'a>(entries: &Entries<'a>) -> Vec<(String, String)> {
-        entries
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.get().to_string()))
-            .collect()
-    }
-
-    fn same(
-        a: Option<(Entries<'_>, HeadersAt<'_>)>,
-        b: Option<(Entries<'_>, HeadersAt<'_>)>,
-    ) -> bool {
-        match (a, b) {
-            (None, None) => true,
-            (Some((ta, ha)), Some((tb, hb))) => {
-                owned(&ta) == owned(&tb)
-                    && match (ha, hb) {
-                        (HeadersAt::Missing, HeadersAt::Missing)
-                        | (HeadersAt::NotObject, HeadersAt::NotObject) => true,
-                        (HeadersAt::Object(x), HeadersAt::Object(y)) => owned(&x) == owned(&y),
-                        _ => false,
-                    }
-            }
-            _ => false,
-        }
-    }
-
     #[test]
     fn frames_differing_in_id_and_body_reuse_the_layout() {
         let mut layout = Layout::default();
@@ -950,27 +938,13 @@ mod tests {
     fn mutated_frames_read_through_a_layout_match_a_full_scan() {
         let seed = r#"{"headers":{"to":"r","id":"AbCd","type":"message","groups":["g"]},"body":{"seq":1,"data":"xx"},"z":[]}"#;
         let alphabet = b"{}[]\":,\\ 0123456789aetrfnl.-x";
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut r = Rng(0x2545_f491_4f6c_dd1d);
         let mut reused = 0;
         for _ in 0..20_000 {
             let mut layout = Layout::default();
             frame_with(seed, &mut layout);
             let mut bytes = seed.as_bytes().to_vec();
-            let at = (next() as usize) % bytes.len();
-            let with = alphabet[(next() as usize) % alphabet.len()];
-            match next() % 3 {
-                0 => bytes[at] = with,
-                1 => bytes.insert(at, with),
-                _ => {
-                    bytes.remove(at);
-                }
-            }
+            mutate_byte(&mut bytes, alphabet, &mut r);
             let Ok(text) = std::str::from_utf8(&bytes) else {
                 continue;
             };
@@ -989,27 +963,13 @@ mod tests {
             r#"{"body":[null,true,false,{"a":{}}],"headers":{"to":"r"}}"#,
         ];
         let alphabet = b"{}[]\":,\\ \tu0123456789aeEtrfnl.-+\x01x";
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut r = Rng(0x9e37_79b9_7f4a_7c15);
         let mut checked = 0;
         for seed in seeds {
             for _ in 0..20_000 {
                 let mut bytes = seed.as_bytes().to_vec();
-                for _ in 0..1 + next() % 3 {
-                    let at = (next() as usize) % bytes.len();
-                    let with = alphabet[(next() as usize) % alphabet.len()];
-                    match next() % 3 {
-                        0 => bytes[at] = with,
-                        1 => bytes.insert(at, with),
-                        _ => {
-                            bytes.remove(at);
-                        }
-                    }
+                for _ in 0..1 + r.below(3) {
+                    mutate_byte(&mut bytes, alphabet, &mut r);
                 }
                 let Ok(text) = std::str::from_utf8(&bytes) else {
                     continue;

@@ -6,14 +6,18 @@
 use super::scan::{frame, frame_with, Entries, HeadersAt, Layout, Raw};
 use serde_json::value::RawValue;
 
-fn owned(entries: &Entries<'_>) -> Vec<(String, String)> {
+pub(super) fn owned(entries: &Entries<'_>) -> Vec<(String, String)> {
     entries
         .iter()
         .map(|(k, v)| (k.to_string(), v.get().to_string()))
         .collect()
 }
 
-fn same(a: Option<(Entries<'_>, HeadersAt<'_>)>, b: Option<(Entries<'_>, HeadersAt<'_>)>) -> bool {
+/// Whether two scans gave the same entries and headers.
+pub(super) fn same(
+    a: Option<(Entries<'_>, HeadersAt<'_>)>,
+    b: Option<(Entries<'_>, HeadersAt<'_>)>,
+) -> bool {
     match (a, b) {
         (None, None) => true,
         (Some((ta, ha)), Some((tb, hb))) => {
@@ -30,16 +34,16 @@ fn same(a: Option<(Entries<'_>, HeadersAt<'_>)>, b: Option<(Entries<'_>, Headers
 }
 
 /// Deterministic xorshift64.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(super) fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
     fn one_in(&mut self, n: usize) -> bool {
@@ -499,6 +503,18 @@ const ESCAPED_KEYS: &[&str] = &[
     "t\\u006f",
 ];
 
+/// `"key":` with optional whitespace around each part; one time in 30 the key is written
+/// with an escape (`escaped`), which must read the same.
+fn rv_key(r: &mut Rng, out: &mut String, bad: bool, plain: &str, escaped: &str) {
+    rv_ws(r, out, bad);
+    out.push('"');
+    out.push_str(if r.one_in(30) { escaped } else { plain });
+    out.push('"');
+    rv_ws(r, out, bad);
+    out.push(':');
+    rv_ws(r, out, bad);
+}
+
 /// A random frame as `prefix`, an id string, `between`, a body, `suffix`: the marked id
 /// and body are where a layout would put them when nothing later overrides them.
 fn rv_template(r: &mut Rng, bad: bool) -> (String, String, String) {
@@ -528,29 +544,13 @@ fn rv_template(r: &mut Rng, bad: bool) -> (String, String, String) {
         entry(r, &mut p, TOP_KEYS);
         p.push(',');
     }
-    rv_ws(r, &mut p, bad);
-    p.push_str(if r.one_in(30) {
-        "\"h\\u0065aders\""
-    } else {
-        "\"headers\""
-    });
-    rv_ws(r, &mut p, bad);
-    p.push(':');
-    rv_ws(r, &mut p, bad);
+    rv_key(r, &mut p, bad, "headers", "h\\u0065aders");
     p.push('{');
     for _ in 0..r.below(4) {
         entry(r, &mut p, HEADER_KEYS);
         p.push(',');
     }
-    rv_ws(r, &mut p, bad);
-    p.push_str(if r.one_in(30) {
-        "\"\\u0069d\""
-    } else {
-        "\"id\""
-    });
-    rv_ws(r, &mut p, bad);
-    p.push(':');
-    rv_ws(r, &mut p, bad);
+    rv_key(r, &mut p, bad, "id", "\\u0069d");
     let mut m = String::new();
     rv_ws(r, &mut m, bad);
     for _ in 0..r.below(4) {
@@ -563,15 +563,7 @@ fn rv_template(r: &mut Rng, bad: bool) -> (String, String, String) {
         entry(r, &mut m, TOP_KEYS);
     }
     m.push(',');
-    rv_ws(r, &mut m, bad);
-    m.push_str(if r.one_in(30) {
-        "\"b\\u006fdy\""
-    } else {
-        "\"body\""
-    });
-    rv_ws(r, &mut m, bad);
-    m.push(':');
-    rv_ws(r, &mut m, bad);
+    rv_key(r, &mut m, bad, "body", "b\\u006fdy");
     let mut s = String::new();
     for _ in 0..r.below(4) {
         s.push(',');
