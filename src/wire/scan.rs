@@ -104,36 +104,22 @@ pub fn frame(text: &str) -> Option<(Entries<'_>, HeadersAt<'_>)> {
     if !s.eat(b'{') {
         return None;
     }
-    s.ws();
-    if !s.eat(b'}') {
-        loop {
-            let key = s.key(text)?;
-            s.ws();
-            if key == "headers" && s.peek() == Some(b'{') {
-                s.i += 1;
-                headers = HeadersAt::Object(s.entries(text)?);
-                top.put(key, HEADERS_PLACEHOLDER);
-            } else {
-                let start = s.i;
-                s.value().ok()?;
-                let raw = Raw(text.get(start..s.i)?);
-                if key == "headers" {
-                    headers = HeadersAt::NotObject;
-                    top.put(key, HEADERS_PLACEHOLDER);
-                } else {
-                    top.put(key, raw);
-                }
+    s.members(text, |s, key| {
+        if key == "headers" && s.peek() == Some(b'{') {
+            s.i += 1;
+            headers = HeadersAt::Object(s.entries(text)?);
+        } else {
+            let start = s.i;
+            s.value().ok()?;
+            if key != "headers" {
+                top.put(key, Raw(text.get(start..s.i)?));
+                return Some(());
             }
-            s.ws();
-            if s.eat(b'}') {
-                break;
-            }
-            if !s.eat(b',') {
-                return None;
-            }
-            s.ws();
+            headers = HeadersAt::NotObject;
         }
-    }
+        top.put(key, HEADERS_PLACEHOLDER);
+        Some(())
+    })?;
     s.ws();
     s.at_end().then_some((top.out, headers))
 }
@@ -617,19 +603,33 @@ impl<'a> Scan<'a> {
     /// An object's entries after its opening brace, through the closing one.
     fn entries(&mut self, text: &'a str) -> Option<Entries<'a>> {
         let mut out = Collect::with_capacity(8);
+        self.members(text, |s, key| {
+            let start = s.i;
+            s.value().ok()?;
+            out.put(key, Raw(text.get(start..s.i)?));
+            Some(())
+        })?;
+        Some(out.out)
+    }
+
+    /// An object's members after its opening brace, through the closing one: `member` is
+    /// called with each key and the scanner at its value, which it must consume.
+    fn members(
+        &mut self,
+        text: &'a str,
+        mut member: impl FnMut(&mut Self, Cow<'a, str>) -> Option<()>,
+    ) -> Option<()> {
         self.ws();
         if self.eat(b'}') {
-            return Some(out.out);
+            return Some(());
         }
         loop {
             let key = self.key(text)?;
             self.ws();
-            let start = self.i;
-            self.value().ok()?;
-            out.put(key, Raw(text.get(start..self.i)?));
+            member(self, key)?;
             self.ws();
             if self.eat(b'}') {
-                return Some(out.out);
+                return Some(());
             }
             if !self.eat(b',') {
                 return None;
