@@ -188,6 +188,26 @@ describe('messages between two clients', () => {
     expect(errs[0].message.headers.from).toBe('nobody')
   })
 
+  test('encrypted bodies of changing sizes (small, 200 KiB, small, with a delimiter) arrive whole and in order', async () => {
+    // The server and the client decrypt into buffers they keep between frames; a large body
+    // must neither spill into the next frame nor be kept.
+    await start()
+    const alpha = await join('alpha')
+    const beta = await join('beta')
+    const sent = [
+      { n: 0, s: 'short' },
+      { n: 1, s: 'y'.repeat(200 * 1024) },
+      { n: 2 },
+      { n: 3, s: 'quoted "{ENCRYPT}" inside' },
+      { n: 4, s: 'é'.repeat(1000) }
+    ]
+    const got = []
+    beta.handle('sizes', (body) => got.push(body))
+    for (const body of sent) alpha.message('beta', 'sizes', body)
+    await until(() => got.length === sent.length)
+    expect(got).toEqual(sent)
+  })
+
   test('messages flow in both directions', async () => {
     await start()
     const alpha = await join('alpha')

@@ -85,7 +85,7 @@ pub fn server_frame(data: &[u8]) {
             } else {
                 None
             };
-            let out = env.encode(plain.as_deref());
+            let out = env.encode(plain.as_deref().map(str::as_bytes));
             assert!(out.ends_with(b"\n") && !out[..out.len() - 1].contains(&b'\n'));
         }
         Err(_) => {

@@ -744,12 +744,13 @@ fn scalar_in(item: Raw<'_>, mine: &[Value]) -> bool {
 
 /// §5 steps 1–4 on an authenticated connection: shape, addressee, groups (a `true` sender is
 /// accepted, D5) and decryption. Returns the decrypted body JSON of an encrypted frame.
-fn check_incoming(
+fn check_incoming<'b>(
     inner: &Inner,
     frame: &Frame<'_>,
     channel: &Value,
     groups: &Value,
-) -> Result<Option<String>, Code> {
+    plain_buf: &'b mut Vec<u8>,
+) -> Result<Option<Cow<'b, str>>, Code> {
     let Headers::Object(headers) = &frame.headers else {
         return Err(codes::MESSAGE_MALFORMED);
     };
@@ -773,7 +774,13 @@ fn check_incoming(
         return Ok(None);
     }
     json::as_str(body.get())
-        .and_then(|hex| inner.cipher.decrypt_piece(hex.as_bytes()).ok().flatten())
+        .and_then(|hex| {
+            inner
+                .cipher
+                .decrypt_piece_in(hex.as_bytes(), plain_buf)
+                .ok()
+                .flatten()
+        })
         .filter(|p| json::is_truthy_json(p))
         .map(Some)
         .ok_or(codes::MESSAGE_DECRYPT)

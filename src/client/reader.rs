@@ -28,6 +28,9 @@ use tokio_util::codec::Decoder;
 /// Bytes one pump reads at most before returning.
 const PUMP_BUDGET: usize = 256 * 1024;
 
+/// A decrypt buffer grown past this by one large body is given back rather than kept.
+const PLAIN_KEEP: usize = 64 * 1024;
+
 /// How long bytes may wait for an idle watching thread before the tokio task reads them.
 /// Reading sooner gains nothing while that thread is busy (it could not handle the frames
 /// yet), and on a loaded machine a runnable JS thread can wait several ms for a CPU: 2 ms
@@ -81,6 +84,8 @@ struct ReadState {
     templates: Templates,
     /// The layout of this connection's frames, so most are parsed by comparison.
     layout: Layout,
+    /// Decrypted bodies are written here, reused from frame to frame.
+    plain: Vec<u8>,
 }
 
 /// One authenticated connection's read half with its framing state.
@@ -139,6 +144,7 @@ impl SocketReader {
                 end: None,
                 templates: Templates::default(),
                 layout: Layout::default(),
+                plain: Vec::new(),
             }),
             inner,
             channel: me.0,
@@ -343,7 +349,7 @@ impl SocketReader {
                 match st.codec.decode(&mut st.buf) {
                     Ok(Some(line)) => {
                         frames += 1;
-                        self.route(&mut st.templates, &mut st.layout, &line);
+                        self.route(&mut st.templates, &mut st.layout, &mut st.plain, &line);
                     }
                     Ok(None) => break,
                     Err(FrameError::TooLarge { .. }) => {
@@ -397,7 +403,7 @@ impl SocketReader {
                 Ok(0) => {
                     while let Ok(Some(line)) = st.codec.decode_eof(&mut st.buf) {
                         frames += 1;
-                        self.route(&mut st.templates, &mut st.layout, &line);
+                        self.route(&mut st.templates, &mut st.layout, &mut st.plain, &line);
                     }
                     self.inner.emit("end", "null".into());
                     return (self.finish(st, ReadEnd::Eof), frames);
@@ -442,15 +448,35 @@ impl SocketReader {
 
     /// §5 on borrowed fields; the frame goes to JS as it came (or with the decrypted body
     /// spliced in), or as its body against a header template; nothing is re-encoded.
-    fn route(&self, templates: &mut Templates, layout: &mut Layout, line: &[u8]) {
+    fn route(
+        &self,
+        templates: &mut Templates,
+        layout: &mut Layout,
+        plain_buf: &mut Vec<u8>,
+        line: &[u8],
+    ) {
+        self.route_with(templates, layout, plain_buf, line);
+        if plain_buf.capacity() > PLAIN_KEEP {
+            *plain_buf = Vec::new();
+        }
+    }
+
+    fn route_with(
+        &self,
+        templates: &mut Templates,
+        layout: &mut Layout,
+        plain_buf: &mut Vec<u8>,
+        line: &[u8],
+    ) {
         let trimmed = frame::trim_line(line);
         let Some(frame) = Frame::parse_with(trimmed, layout) else {
             return not_an_object(&self.inner, trimmed);
         };
-        let plain = match check_incoming(&self.inner, &frame, &self.channel, &self.groups) {
-            Ok(plain) => plain,
-            Err(code) => return receive_error(&self.inner, code, &super::lossy(trimmed)),
-        };
+        let plain =
+            match check_incoming(&self.inner, &frame, &self.channel, &self.groups, plain_buf) {
+                Ok(plain) => plain,
+                Err(code) => return receive_error(&self.inner, code, &super::lossy(trimmed)),
+            };
         if self.inner.opts.header_templates {
             // Only the usual shape, `{"headers":{…},"body":…}`, is rebuilt from a template.
             let top = frame.top.entries();

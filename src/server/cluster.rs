@@ -256,7 +256,7 @@ pub(crate) fn payload(groups: &Groups, env: &Envelope<'_>, plain: Option<&str>) 
         Vec::with_capacity(groups.json.len() + 256 + env.body().map_or(0, |b| b.get().len()));
     p.extend_from_slice(groups.json.as_bytes());
     p.push(b'\n');
-    env.encode_into(&mut p, plain);
+    env.encode_into(&mut p, plain.map(str::as_bytes));
     // The frame goes without its LF: the egress server adds its own when it writes.
     if p.last() == Some(&b'\n') {
         p.pop();

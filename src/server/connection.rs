@@ -489,7 +489,7 @@ async fn serve(
         return End::AuthFailed;
     };
     let mut early = early.into_iter();
-    let mut dirty: Vec<Arc<Conn>> = Vec::new();
+    let mut scratch = router::Scratch::default();
     let pace_mark = (shared.config.max_queue_bytes / 4).clamp(16 * 1024, PACE_MARK);
     let flush_every = FLUSH_EVERY.min(pace_mark);
     // Bytes of frames routed since the last flush: a sender that never pauses must not make
@@ -507,7 +507,7 @@ async fn serve(
                 // failed recv before forwarding it.
                 let buf = framed.read_buffer();
                 let quiet = buf.is_empty() && buf.capacity() <= 2 * READ_BUFFER;
-                let ready = if dirty.is_empty() || quiet || since_flush >= flush_every {
+                let ready = if scratch.dirty.is_empty() || quiet || since_flush >= flush_every {
                     None
                 } else {
                     next_line(shared, conn, framed).now_or_never()
@@ -515,7 +515,7 @@ async fn serve(
                 let next = match ready {
                     Some(r) => r,
                     None => {
-                        pace(&mut dirty, pace_mark, &conn.kill).await;
+                        pace(&mut scratch.dirty, pace_mark, &conn.kill).await;
                         since_flush = 0;
                         next_line(shared, conn, framed).await
                     }
@@ -523,7 +523,7 @@ async fn serve(
                 match next {
                     Ok(l) => l,
                     Err(end) => {
-                        flush(&mut dirty);
+                        flush(&mut scratch.dirty);
                         return end;
                     }
                 }
@@ -534,11 +534,11 @@ async fn serve(
         while conn.forward_backlog.load(Ordering::Relaxed) > super::cluster::MAX_FORWARD_BACKLOG
             && !conn.kill.is_cancelled()
         {
-            flush(&mut dirty);
+            flush(&mut scratch.dirty);
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         match Envelope::parse_with(&line, &mut layout) {
-            Ok(env) => router::route(shared, conn, me, env, &line, &mut dirty),
+            Ok(env) => router::route(shared, conn, me, env, &line, &mut scratch),
             Err(EnvelopeError::Malformed(_)) => malformed(shared, conn, &line),
             // Only failures pay for the second parse that tells bad JSON from other values.
             Err(EnvelopeError::NotAnObject) => match parse_line(&line) {

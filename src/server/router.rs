@@ -13,6 +13,7 @@ use crate::wire::crypto;
 use crate::wire::json;
 use crate::wire::message::Envelope;
 use bytes::Bytes;
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,24 +26,70 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(5000);
 /// How long past its timeout a request is still answered on its recipient's disconnect.
 const REQUEST_GRACE: Duration = Duration::from_millis(1000);
 
+/// Buffers a connection's routing keeps between frames, so an encrypted frame allocates
+/// nothing for its plaintext or its re-encrypted body.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// Recipients with staged frames, written by the connection's task.
+    pub dirty: Vec<Arc<Conn>>,
+    plain: Vec<u8>,
+    sealed: Vec<u8>,
+}
+
+/// A scratch buffer grown past this by one large body is given back rather than kept for the
+/// connection's lifetime.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+impl Scratch {
+    fn trim(&mut self) {
+        for b in [&mut self.plain, &mut self.sealed] {
+            if b.capacity() > SCRATCH_KEEP {
+                *b = Vec::new();
+            }
+        }
+    }
+}
+
 /// Routes one frame from `sender` (which is authenticated).
 pub(crate) fn route(
     shared: &Arc<Shared>,
     sender: &Arc<Conn>,
     me: &Authed,
+    env: Envelope<'_>,
+    line: &Bytes,
+    scratch: &mut Scratch,
+) {
+    route_with(shared, sender, me, env, line, scratch);
+    scratch.trim();
+}
+
+fn route_with(
+    shared: &Arc<Shared>,
+    sender: &Arc<Conn>,
+    me: &Authed,
     mut env: Envelope<'_>,
     line: &Bytes,
-    dirty: &mut Vec<Arc<Conn>>,
+    scratch: &mut Scratch,
 ) {
+    let Scratch {
+        dirty,
+        plain: plain_buf,
+        sealed,
+    } = scratch;
     env.set_header("from", me.channel_json.clone());
     env.set_header("groups", me.groups.json.clone());
 
     // Step 4: the plaintext JSON of an encrypted body.
-    let plain: Option<String> = if env.encrypted() {
+    let plain: Option<Cow<'_, str>> = if env.encrypted() {
         let piece = env
             .body()
             .and_then(|b| json::as_str(b.get()))
-            .and_then(|hex| me.cipher.decrypt_piece(hex.as_bytes()).ok().flatten())
+            .and_then(|hex| {
+                me.cipher
+                    .decrypt_piece_in(hex.as_bytes(), plain_buf)
+                    .ok()
+                    .flatten()
+            })
             .filter(|p| json::is_truthy_json(p));
         match piece {
             Some(p) => Some(p),
@@ -67,7 +114,7 @@ pub(crate) fn route(
         // which a reference would keep alive for as long as the answer takes.
         let later = Deferred {
             line: Bytes::copy_from_slice(line),
-            plain,
+            plain: plain.map(Cow::into_owned),
         };
         if let Some(cluster) = shared.cluster.get() {
             // Another server may hold the channel. Frames of one sender cross in order.
@@ -115,13 +162,13 @@ pub(crate) fn route(
 
     // Step 8.
     let body = match &plain {
-        Some(p) => match reencrypt(them, p) {
+        Some(p) => match reencrypt(them, p, sealed) {
             Some(b) => Some(b),
             None => return reject(shared, sender, me, &env, codes::MESSAGE_DECRYPT),
         },
         None => None,
     };
-    let frame = Bytes::from(env.encode(body.as_deref()));
+    let frame = Bytes::from(env.encode(body));
     deliver(shared, sender, me, &env, &recipient, frame, dirty);
 }
 
@@ -214,15 +261,15 @@ pub(crate) fn answer_owed(shared: &Arc<Shared>, gone: &Conn) {
 
 /// The JSON text of a body encrypted for `them`: delimiter escaped (D6), PAD16 (D11), as a JSON
 /// string of lowercase hex. `None` when the plaintext exceeds the cipher's 16 MiB limit.
-fn reencrypt(them: &Authed, plain: &str) -> Option<String> {
+fn reencrypt<'s>(them: &Authed, plain: &str, out: &'s mut Vec<u8>) -> Option<&'s [u8]> {
     let escaped = crypto::escape_delimiter(plain.as_bytes());
-    let mut out = Vec::with_capacity(2 + 2 * (escaped.len() + 32));
+    out.clear();
     out.push(b'"');
     them.cipher
-        .encrypt_hex_into(&escaped, crypto::PAD16, &mut out)
+        .encrypt_hex_into(&escaped, crypto::PAD16, out)
         .ok()?;
     out.push(b'"');
-    String::from_utf8(out).ok()
+    Some(out)
 }
 
 /// Reports a routing failure (`messageError`) and answers the sender with the synthesized error
@@ -286,6 +333,7 @@ pub(crate) fn deliver_remote(
     payload: &[u8],
 ) -> Result<(), Code> {
     let them = recipient.authed.get().ok_or(codes::MESSAGE_NORECIPIENT)?;
+    let mut sealed = Vec::new();
     let split = payload
         .iter()
         .position(|b| *b == b'\n')
@@ -307,11 +355,11 @@ pub(crate) fn deliver_remote(
             .body()
             .map(|b| b.get())
             .ok_or(codes::MESSAGE_MALFORMED)?;
-        Some(reencrypt(them, plain).ok_or(codes::MESSAGE_DECRYPT)?)
+        Some(reencrypt(them, plain, &mut sealed).ok_or(codes::MESSAGE_DECRYPT)?)
     } else {
         None
     };
-    let frame = Bytes::from(env.encode(body.as_deref()));
+    let frame = Bytes::from(env.encode(body));
     let n = frame.len() as u64;
     let event = shared
         .wants("message")
@@ -359,7 +407,10 @@ impl Deferred {
     /// `{id, message}` for the unrouted callback (body already decrypted).
     pub(crate) fn unrouted_data(&self, sender_id: &str, me: &Authed) -> Option<String> {
         let env = self.envelope(me)?;
-        Some(raw_ref(sender_id, &env.encode(self.plain.as_deref())))
+        Some(raw_ref(
+            sender_id,
+            &env.encode(self.plain.as_deref().map(str::as_bytes)),
+        ))
     }
 }
 
@@ -387,9 +438,11 @@ pub(crate) fn error_reply(
         .str("error", code.text)
         .str("code", &full)
         .done();
+    let mut sealed = Vec::new();
     let body = if encrypted != "false" {
-        match reencrypt(to_authed, &body_json) {
-            Some(b) => b,
+        match reencrypt(to_authed, &body_json, &mut sealed) {
+            // Only hex digits and quotes were written.
+            Some(b) => String::from_utf8_lossy(b).into_owned(),
             None => return,
         }
     } else {

@@ -174,13 +174,22 @@ impl Cipher {
     /// `hex` is the UTF-8 form of the JS string; like Node, its length is measured in
     /// UTF-16 code units. There is no integrity check: a wrong key yields garbage.
     pub fn decrypt_hex(&self, hex: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut buf = Vec::new();
+        self.decrypt_hex_into(hex, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// [`Cipher::decrypt_hex`] into `buf` (cleared first), so a caller that keeps one buffer
+    /// per connection allocates nothing per message.
+    pub fn decrypt_hex_into(&self, hex: &[u8], buf: &mut Vec<u8>) -> Result<(), CryptoError> {
+        buf.clear();
         if utf16_len_is_odd(hex) {
             return Err(CryptoError::OddHex);
         }
         // All hex (the normal case): SIMD decode. Otherwise decode pairs until the first one
         // that is not hex, where Node stops.
-        let mut buf = vec![0u8; hex.len() / 2];
-        if hex.len() % 2 == 1 || faster_hex::hex_decode(hex, &mut buf).is_err() {
+        buf.resize(hex.len() / 2, 0);
+        if hex.len() % 2 == 1 || faster_hex::hex_decode(hex, buf).is_err() {
             buf.clear();
             for p in hex.chunks_exact(2) {
                 match (hex_val(p[0]), hex_val(p[1])) {
@@ -190,8 +199,8 @@ impl Cipher {
             }
         }
         check_len(buf.len())?;
-        self.xts.decrypt(&mut buf);
-        Ok(buf)
+        self.xts.decrypt(buf);
+        Ok(())
     }
 
     /// Convenience: decrypt a body: decrypt_hex + receiver_piece.
@@ -291,6 +300,19 @@ pub fn receiver_piece_owned(plaintext: Vec<u8>) -> Option<String> {
             Some(text)
         }
         Err(e) => receiver_piece(e.as_bytes()),
+    }
+}
+
+/// [`receiver_piece`] borrowed from the plaintext when it is valid UTF-8 (the normal case),
+/// so a plaintext decrypted into a reused buffer is neither copied nor allocated.
+pub fn receiver_piece_in(plaintext: &[u8]) -> Option<Cow<'_, str>> {
+    match std::str::from_utf8(plaintext) {
+        Ok(text) => {
+            let trimmed = js_trim(text);
+            let piece = &trimmed[..rfind_delim(trimmed).unwrap_or(trimmed.len())];
+            (!piece.is_empty()).then_some(Cow::Borrowed(piece))
+        }
+        Err(_) => receiver_piece(plaintext).map(Cow::Owned),
     }
 }
 
@@ -503,7 +525,7 @@ mod tests {
     }
 
     #[test]
-    fn the_in_place_receiver_split_matches_the_copying_one() {
+    fn the_in_place_and_borrowing_receiver_splits_match_the_copying_one() {
         let cases: [&[u8]; 7] = [
             b"  {\"a\":1}\"{ENCRYPT}\"\n\n",
             b"{\"a\":\"{ENCRYPT}\"}\"{ENCRYPT}\"pad",
@@ -515,6 +537,11 @@ mod tests {
         ];
         for c in cases {
             assert_eq!(receiver_piece_owned(c.to_vec()), receiver_piece(c), "{c:?}");
+            assert_eq!(
+                receiver_piece_in(c).map(Cow::into_owned),
+                receiver_piece(c),
+                "{c:?}"
+            );
         }
     }
 

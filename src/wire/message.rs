@@ -200,15 +200,17 @@ impl<'a> Envelope<'a> {
     }
 
     /// Serialises the frame, with `body` replaced by `body_override` when given, plus LF.
-    pub fn encode(&self, body_override: Option<&str>) -> Vec<u8> {
+    /// The override is bytes because a re-encrypted body is hex written into a byte buffer:
+    /// taking `&str` cost a UTF-8 pass over it per frame.
+    pub fn encode(&self, body_override: Option<&[u8]>) -> Vec<u8> {
         let body_len = self.body().map_or(0, |b| b.get().len());
-        let mut out = Vec::with_capacity(256 + body_override.map_or(body_len, str::len));
+        let mut out = Vec::with_capacity(256 + body_override.map_or(body_len, <[u8]>::len));
         self.encode_into(&mut out, body_override);
         out
     }
 
     /// Like [`Envelope::encode`], appending to `out`.
-    pub fn encode_into(&self, out: &mut Vec<u8>, body_override: Option<&str>) {
+    pub fn encode_into(&self, out: &mut Vec<u8>, body_override: Option<&[u8]>) {
         out.push(b'{');
         for (i, (k, v)) in self.top.0.iter().enumerate() {
             if i > 0 {
@@ -217,7 +219,7 @@ impl<'a> Envelope<'a> {
             push_key(out, k, matches!(k, Cow::Borrowed(_)));
             match k.as_ref() {
                 "headers" => self.encode_headers(out),
-                "body" => out.extend_from_slice(body_override.unwrap_or(v.get()).as_bytes()),
+                "body" => out.extend_from_slice(body_override.unwrap_or(v.get().as_bytes())),
                 _ => out.extend_from_slice(v.get().as_bytes()),
             }
         }

@@ -6,11 +6,14 @@
 //! (auth checks, the receiver split, delimiter escaping) is shared. GCM's wire form is the hex of
 //! nonce (12 bytes) ‖ ciphertext ‖ tag (16 bytes).
 
-use super::crypto::{receiver_piece_owned, Cipher, CryptoError, MAX_PLAINTEXT, PAD16};
+use super::crypto::{
+    receiver_piece_in, receiver_piece_owned, Cipher, CryptoError, MAX_PLAINTEXT, PAD16,
+};
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
+use std::borrow::Cow;
 
 const NONCE: usize = 12;
 const TAG: usize = 16;
@@ -126,6 +129,20 @@ impl Seal {
     pub fn decrypt_piece(&self, hex: &[u8]) -> Result<Option<String>, CryptoError> {
         self.decrypt_hex(hex).map(receiver_piece_owned)
     }
+
+    /// [`Seal::decrypt_piece`] through `buf`, a buffer the caller keeps between messages: the
+    /// piece is borrowed from it unless the plaintext needed a lossy UTF-8 repair.
+    pub fn decrypt_piece_in<'b>(
+        &self,
+        hex: &[u8],
+        buf: &'b mut Vec<u8>,
+    ) -> Result<Option<Cow<'b, str>>, CryptoError> {
+        match self {
+            Seal::Xts(c) => c.decrypt_hex_into(hex, buf)?,
+            Seal::Gcm(_) => *buf = self.decrypt_hex(hex)?,
+        }
+        Ok(receiver_piece_in(buf))
+    }
 }
 
 fn hex_pair(b: u8) -> [u8; 2] {
@@ -146,6 +163,15 @@ mod tests {
         assert_eq!(
             s.decrypt_piece(a.as_bytes()),
             Ok(Some("{\"a\":1}".to_string()))
+        );
+        let mut buf = vec![7u8; 100];
+        assert_eq!(
+            s.decrypt_piece_in(a.as_bytes(), &mut buf),
+            Ok(Some(Cow::Borrowed("{\"a\":1}")))
+        );
+        assert_eq!(
+            s.decrypt_piece_in(b"abc", &mut buf),
+            Err(CryptoError::OddHex)
         );
     }
 
