@@ -10,6 +10,8 @@ const ROWS = [
   ['W1', 'loss', 'W1 loss (msgs, max over runs)', 0, 'max'],
   ['W1', 'peakRssMB', 'W1 server peak RSS (MiB)', 1],
   ['W1', 'cpuPerMsgUs', 'W1 server CPU per routed msg (µs)', 2],
+  ['W1', 'senderCpuPerMsgUs', 'W1 sender CPU per msg (µs)', 2],
+  ['W1', 'receiverCpuPerMsgUs', 'W1 receiver CPU per msg (µs)', 2],
   ['W2', 'rps', 'W2 req/reply, 1 in flight (round trips/s)', 0],
   ['W2', 'p50', 'W2 p50 latency (µs)', 0],
   ['W2', 'p99', 'W2 p99 latency (µs)', 0],
@@ -18,7 +20,9 @@ const ROWS = [
   ['W3', 'rps', 'W3 req/reply, 64 in flight (round trips/s)', 0],
   ['W3', 'p99', 'W3 p99 latency (µs)', 0],
   ['W3', 'peakRssMB', 'W3 server peak RSS (MiB)', 1],
-  ['W3', 'cpuPerMsgUs', 'W3 server CPU per routed msg (µs)', 2]
+  ['W3', 'cpuPerMsgUs', 'W3 server CPU per routed msg (µs)', 2],
+  ['W3', 'senderCpuPerMsgUs', 'W3 requester CPU per round trip (µs)', 2],
+  ['W3', 'receiverCpuPerMsgUs', 'W3 responder CPU per round trip (µs)', 2]
 ]
 const RATIOS = [['ricochet-plain', 'nats'], ['ricochet-plain', 'raw'], ['ricochet-enc', 'raw'], ['ricochet-native', 'ricochet-plain']]
 

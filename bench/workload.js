@@ -43,6 +43,8 @@ async function drive (system, wl, res, procs) {
   await Promise.race([waitMsg(procs.sender, 'ready', 10000), serverGone])
 
   const { sender, receiver } = procs
+  // The clients' CPU too: with three processes on two cores, their sum sets W1's rate.
+  const clientCpu0 = [cpuMicros(sender.pid), cpuMicros(receiver.pid)]
   const cpu0 = sumCpu(measured)
   const brokerCpu0 = sumCpu(brokers)
   let routed
@@ -84,6 +86,12 @@ async function drive (system, wl, res, procs) {
     routed = 2 * d.total
   }
   const cpu1 = sumCpu(measured)
+  // Per delivered message (W1) or per round trip (W2, W3; the sender is the requester).
+  const perUnit = wl.id === 'W1' ? routed : routed / 2
+  if (perUnit > 0) {
+    res.senderCpuPerMsgUs = (cpuMicros(sender.pid) - clientCpu0[0]) / perUnit
+    res.receiverCpuPerMsgUs = (cpuMicros(receiver.pid) - clientCpu0[1]) / perUnit
+  }
   res.routed = routed
   res.serverCpuMs = (cpu1 - cpu0) / 1000
   res.cpuPerMsgUs = routed > 0 ? (cpu1 - cpu0) / routed : null
