@@ -569,14 +569,15 @@ describe('backpressure', () => {
   test('bufferedAmount rises above 0 and drain fires with a small highWaterMark; every message arrives', async () => {
     const srv = await newServer()
     const beta = await readyClient('beta', srv.port)
-    const COUNT = 60
+    // Messages smaller than a batch, so a burst builds batches in JS whatever the socket takes.
+    const COUNT = 300
     let received = 0
     beta.handle('bulk.data', () => { received++ })
     const alpha = await readyClient('alpha', srv.port, { highWaterMark: 64 * 1024 })
     const sendErrors = []
     alpha.on('sendError', (e) => sendErrors.push(e))
     const drain = nextEvent(alpha, 'drain', 10000)
-    const payload = 'x'.repeat(100 * 1024)
+    const payload = 'x'.repeat(20 * 1024)
     let maxBuffered = 0
     for (let i = 0; i < COUNT; i++) {
       alpha.insecure().message('beta', 'bulk.data', { i, payload })
