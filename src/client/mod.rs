@@ -196,7 +196,11 @@ impl Client {
     /// was not sent.
     pub fn send_batch(&self, batch: &[u8]) -> Vec<(usize, SendError)> {
         let mut failed = Vec::new();
-        let mut out = Vec::with_capacity(batch.len() * 2 + 64);
+        let mut out = lock(&self.inner.out)
+            .as_ref()
+            .map(|o| o.take_spare())
+            .unwrap_or_default();
+        out.reserve(batch.len() * 2 + 64);
         let mut count = 0;
         let before = self.buffered();
         for (i, record) in batch

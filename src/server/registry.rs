@@ -170,6 +170,11 @@ impl Conn {
             return Err(SendFail::Closed);
         }
         let first = stage.is_empty();
+        if stage.capacity() == 0 {
+            // A buffer this connection already wrote: its pages are in place. An idle
+            // connection holds none (flush_stage leaves the stage empty).
+            *stage = self.out.take_spare();
+        }
         stage.extend_from_slice(frame);
         Ok(first)
     }

@@ -17,6 +17,18 @@ use tokio_util::sync::CancellationToken;
 /// Largest chunk handed to one write when coalescing queued frames.
 const COALESCE_BYTES: usize = 256 * 1024;
 
+/// Largest buffer kept for reuse once written ([`Outbound::take_spare`]).
+const SPARE_MAX: usize = 1024 * 1024;
+
+/// Smallest buffer worth keeping: below this malloc reuses memory well on its own.
+const SPARE_MIN: usize = 16 * 1024;
+
+/// Bytes of spare buffers the whole process may hold, whatever its number of connections.
+const SPARE_BUDGET: usize = 16 * 1024 * 1024;
+
+/// Capacity of every connection's spare buffer together (bounded by [`SPARE_BUDGET`]).
+static SPARE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
 /// The socket an [`Outbound`] writes to.
 pub enum WriteSide {
     /// A tokio stream's write half (the server's connections).
@@ -96,6 +108,10 @@ pub struct Outbound {
     paced_since_ms: AtomicU64,
     /// `written` when the current pacing episode began.
     paced_written: AtomicU64,
+    /// A written buffer for the next batch of frames. A sender streaming batches of a few
+    /// hundred KiB got each one in freshly mapped pages from malloc (page faults were a tenth
+    /// of a flooding client's CPU); handing the written buffer back reuses its pages.
+    spare: Mutex<Option<Vec<u8>>>,
 }
 
 /// A peer whose queue has not moved for this long is stalled, not slow: senders are no longer
@@ -123,6 +139,19 @@ fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+impl Drop for Outbound {
+    fn drop(&mut self) {
+        if let Some(v) = self
+            .spare
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            SPARE_BYTES.fetch_sub(v.capacity(), Ordering::AcqRel);
+        }
+    }
+}
+
 impl Outbound {
     /// Wraps the socket's write side; run [`Outbound::run`] as the writer task.
     pub fn new(wr: impl Into<WriteSide>) -> Arc<Outbound> {
@@ -136,7 +165,49 @@ impl Outbound {
             written: AtomicU64::new(0),
             paced_since_ms: AtomicU64::new(0),
             paced_written: AtomicU64::new(0),
+            spare: Mutex::new(None),
         })
+    }
+
+    /// An empty buffer to fill with the next frames: one this connection already wrote when
+    /// there is one, else a new one.
+    pub fn take_spare(&self) -> Vec<u8> {
+        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match spare {
+            Some(v) => {
+                SPARE_BYTES.fetch_sub(v.capacity(), Ordering::AcqRel);
+                v
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Keeps a written buffer for [`Outbound::take_spare`] when it is the only reference to
+    /// its memory, of a useful size, and the process-wide budget allows.
+    fn recycle(&self, bytes: Bytes) {
+        if bytes.len() < SPARE_MIN {
+            return;
+        }
+        let Ok(mut m) = bytes.try_into_mut() else {
+            return;
+        };
+        // Emptied first, so the conversion moves no bytes.
+        m.clear();
+        let v: Vec<u8> = m.into();
+        let cap = v.capacity();
+        if !(SPARE_MIN..=SPARE_MAX).contains(&cap) {
+            return;
+        }
+        let mut slot = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_some() {
+            return;
+        }
+        let reserved = SPARE_BYTES.fetch_add(cap, Ordering::AcqRel);
+        if reserved + cap > SPARE_BUDGET {
+            SPARE_BYTES.fetch_sub(cap, Ordering::AcqRel);
+            return;
+        }
+        *slot = Some(v);
     }
 
     /// Bytes accepted and not yet written.
@@ -192,7 +263,11 @@ impl Outbound {
         let mut rest = bytes;
         if !st.busy && st.queue.is_empty() {
             match self.wr.try_write(&rest) {
-                Ok(n) if n == rest.len() => return Ok(()),
+                Ok(n) if n == rest.len() => {
+                    drop(st);
+                    self.recycle(rest);
+                    return Ok(());
+                }
                 Ok(n) => rest = rest.slice(n..),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(_) => {
@@ -242,17 +317,20 @@ impl Outbound {
                     match st.queue.pop_front() {
                         None => {
                             st.busy = false;
-                            // Drained: the next pacing episode starts afresh.
+                            // Drained: the next pacing episode starts afresh, and an idle
+                            // connection keeps no joining buffer.
                             self.paced_since_ms.store(0, Ordering::Release);
+                            buf = Vec::new();
                             if st.closing {
                                 break 'outer;
                             }
                             break;
                         }
                         Some(first) if st.queue.is_empty() || first.len() >= COALESCE_BYTES => {
-                            first
+                            Some(first)
                         }
                         Some(first) => {
+                            // Joined in the writer's own buffer, kept from write to write.
                             buf.clear();
                             buf.extend_from_slice(&first);
                             while buf.len() < COALESCE_BYTES {
@@ -261,16 +339,21 @@ impl Outbound {
                                     None => break,
                                 }
                             }
-                            Bytes::from(std::mem::take(&mut buf))
+                            None
                         }
                     }
                 };
+                let data: &[u8] = chunk.as_deref().unwrap_or(&buf);
+                let n = data.len();
                 let ok = tokio::select! {
                     biased;
                     _ = kill.cancelled() => false,
-                    r = self.write_all(&chunk) => r,
+                    r = self.write_all(data) => r,
                 };
-                let left = self.queued.fetch_sub(chunk.len(), Ordering::AcqRel) - chunk.len();
+                if let Some(chunk) = chunk {
+                    self.recycle(chunk);
+                }
+                let left = self.queued.fetch_sub(n, Ordering::AcqRel) - n;
                 self.last_write_ms.store(mono_ms(), Ordering::Release);
                 self.wrote.notify_waiters();
                 progress(left);
@@ -305,5 +388,74 @@ impl Outbound {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    async fn pair() -> (Arc<Outbound>, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let (_, wr) = client.expect("connect").into_split();
+        (Outbound::new(wr), accepted.expect("accept").0)
+    }
+
+    #[tokio::test]
+    async fn a_written_batch_buffer_comes_back_empty_with_its_memory() {
+        let (out, mut peer) = pair().await;
+        let mut batch = out.take_spare();
+        batch.extend_from_slice(&[b'a'; 32 * 1024]);
+        let (ptr, cap) = (batch.as_ptr(), batch.capacity());
+        out.push(Bytes::from(batch)).expect("push");
+        let mut got = vec![0u8; 32 * 1024];
+        peer.read_exact(&mut got).await.expect("read");
+        assert!(got.iter().all(|b| *b == b'a'));
+        let again = out.take_spare();
+        assert!(again.is_empty());
+        assert_eq!((again.as_ptr(), again.capacity()), (ptr, cap));
+        // Only one is kept, and taking it empties the slot.
+        assert_eq!(out.take_spare().capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn small_or_shared_buffers_are_not_kept() {
+        let (out, mut peer) = pair().await;
+        out.push(Bytes::from(vec![b'x'; 100])).expect("push");
+        let shared = Bytes::from(vec![b'y'; 32 * 1024]);
+        let _keep = shared.clone();
+        out.push(shared).expect("push");
+        let mut got = vec![0u8; 100 + 32 * 1024];
+        peer.read_exact(&mut got).await.expect("read");
+        assert_eq!(out.take_spare().capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn queued_chunks_joined_and_recycled_arrive_whole_and_in_order() {
+        let (out, mut peer) = pair().await;
+        let writer = tokio::spawn({
+            let out = out.clone();
+            async move { out.run(CancellationToken::new(), |_| {}).await }
+        });
+        // Far more than the socket buffers take while the peer is not reading, in chunks of
+        // changing sizes that are joined, written whole, recycled and refilled.
+        let mut want = Vec::new();
+        for i in 0..400u32 {
+            let mut chunk = out.take_spare();
+            let len = [10usize, 20_000, 70_000, 300][i as usize % 4];
+            chunk.extend((0..len).map(|j| (i as usize * 31 + j) as u8));
+            want.extend_from_slice(&chunk);
+            out.push(Bytes::from(chunk)).expect("push");
+        }
+        out.close();
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).await.expect("read");
+        writer.await.expect("writer");
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "bytes differ");
     }
 }
