@@ -11,3 +11,5 @@ pub mod scan;
 mod scan_differential;
 pub mod seal;
 pub mod xts;
+#[cfg(target_arch = "x86_64")]
+mod xts_vaes;

@@ -12,30 +12,83 @@
 use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 use aes::{Aes256, Block};
 
+#[cfg(target_arch = "x86_64")]
+use super::xts_vaes;
+
 /// Blocks handed to the cipher at once: the AES-NI and VAES backends work on 8 in parallel.
 const LANES: usize = 8;
 
+/// Blocks per batch: what the VAES backend takes in one call (four 512-bit registers), and
+/// two `aes` calls of [`LANES`] otherwise.
+const BATCH: usize = 16;
+
+/// Tweaks kept per key: the blocks of a 1 KiB unit and the one after it. The tweak is fixed
+/// per key, so the tweak of block `j` is the same in every message; a longer unit computes
+/// the rest as it goes.
+const TABLE: usize = 65;
+
+/// Which code runs the AES rounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// VAES with AVX-512 where the CPU has it (x86-64), else [`Backend::Portable`].
+    Best,
+    /// The `aes` crate (AES-NI where the CPU has it, else its constant-time software AES).
+    Portable,
+}
+
 /// An XTS-AES-256 key whose tweak is fixed.
 pub struct Xts {
-    /// Data key schedule (key1).
+    /// Data key schedule (key1), for the portable batch and the stolen block.
     data: Aes256,
-    /// `E_key2(tweak)`: the tweak of the first block.
-    first_tweak: u128,
+    /// The same key's schedules for the VAES batch, where the CPU has VAES.
+    #[cfg(target_arch = "x86_64")]
+    vaes: Option<Box<xts_vaes::Keys>>,
+    /// `E_key2(tweak) * alpha^j` for block `j < TABLE`.
+    tweaks: Box<[u128; TABLE]>,
 }
 
 impl Xts {
     /// Builds the key schedules from the 64-byte XTS key (`key1 ‖ key2`) and the tweak.
     pub fn new(key: &[u8; 64], tweak: [u8; 16]) -> Xts {
+        Xts::with_backend(key, tweak, Backend::Best)
+    }
+
+    /// [`Xts::new`] with the AES code chosen (benchmarks and tests compare the two).
+    pub fn with_backend(key: &[u8; 64], tweak: [u8; 16], backend: Backend) -> Xts {
         let mut k1 = [0u8; 32];
         let mut k2 = [0u8; 32];
         k1.copy_from_slice(&key[..32]);
         k2.copy_from_slice(&key[32..]);
         let mut first_tweak = Block::from(tweak);
         Aes256::new(&k2.into()).encrypt_block(&mut first_tweak);
+        let mut tweaks = Box::new([0u128; TABLE]);
+        let mut t = load(&first_tweak);
+        for slot in tweaks.iter_mut() {
+            *slot = t;
+            t = mul_alpha(t);
+        }
+        #[cfg(target_arch = "x86_64")]
+        let vaes = match backend {
+            Backend::Best => xts_vaes::Keys::detect(&k1).map(Box::new),
+            Backend::Portable => None,
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = backend;
         Xts {
             data: Aes256::new(&k1.into()),
-            first_tweak: load(&first_tweak),
+            #[cfg(target_arch = "x86_64")]
+            vaes,
+            tweaks,
         }
+    }
+
+    /// The backend in use: [`Backend::Best`] when the VAES batch runs.
+    pub fn backend(&self) -> Backend {
+        #[cfg(target_arch = "x86_64")]
+        if self.vaes.is_some() {
+            return Backend::Best;
+        }
+        Backend::Portable
     }
 
     /// Encrypts `unit` in place (ciphertext stealing for a partial last block).
@@ -57,44 +110,72 @@ impl Xts {
         let tail = unit.len() % 16;
         let full = unit.len() / 16;
         let (head, partial) = unit.split_at_mut(full * 16);
-        let mut tweak = self.first_tweak;
-        // The tweak of the last full block, for the stolen block of a decryption.
-        let mut last_tweak = tweak;
-        let mut done = 0;
-        let mut lanes = [Block::default(); LANES];
-        let mut tweaks = [0u128; LANES];
-        for chunk in head.chunks_mut(16 * LANES) {
+        // With stealing, the last full block goes through the batch too (IEEE 1619 §5.3.2 /
+        // §5.4.2): encryption seals it with its own tweak; decryption opens it with the
+        // partial block's tweak, the one it was last sealed with. Only the stolen block then
+        // waits for it: one AES call in sequence instead of two.
+        let swap_last = tail != 0 && matches!(dir, Direction::Decrypt);
+        // Tweak of the first block past the table, and on as the batches use them.
+        let mut next = mul_alpha(self.tweaks[TABLE - 1]);
+        // The tweak of the last full block; the partial block's is the next one.
+        let mut last_tweak = 0;
+        let mut own = [0u128; BATCH];
+        for (b, chunk) in head.chunks_mut(16 * BATCH).enumerate() {
+            let first = b * BATCH;
             let n = chunk.len() / 16;
-            for ((block, lane), t) in chunk.chunks_exact(16).zip(&mut lanes).zip(&mut tweaks) {
-                let next = mul_alpha(tweak);
-                done += 1;
-                last_tweak = tweak;
-                // With stealing, the last full block goes through the pipeline too (IEEE 1619
-                // §5.3.2 / §5.4.2): encryption seals it with its own tweak; decryption opens it
-                // with the partial block's tweak, the one it was last sealed with. Only the
-                // stolen block then waits for it: one AES call in sequence instead of two.
-                *t = if done == full && tail != 0 && matches!(dir, Direction::Decrypt) {
-                    next
-                } else {
-                    tweak
-                };
-                *lane = Block::from((load(block) ^ *t).to_le_bytes());
-                tweak = next;
+            let has_last = first + n == full;
+            let tweaks: &[u128] = if first + n <= TABLE && !(swap_last && has_last) {
+                &self.tweaks[first..first + n]
+            } else {
+                for (j, t) in own[..n].iter_mut().enumerate() {
+                    *t = if first + j < TABLE {
+                        self.tweaks[first + j]
+                    } else {
+                        let t = next;
+                        next = mul_alpha(next);
+                        t
+                    };
+                }
+                if swap_last && has_last {
+                    last_tweak = own[n - 1];
+                    own[n - 1] = mul_alpha(last_tweak);
+                }
+                &own[..n]
+            };
+            if has_last && !swap_last {
+                last_tweak = tweaks[n - 1];
+            }
+            self.batch(chunk, tweaks, dir);
+        }
+        if tail != 0 {
+            let second = match dir {
+                Direction::Encrypt => mul_alpha(last_tweak),
+                Direction::Decrypt => last_tweak,
+            };
+            self.steal(&mut head[(full - 1) * 16..], partial, second, dir);
+        }
+    }
+
+    /// XTS over whole blocks: `chunk` holds `tweaks.len()` blocks, at most [`BATCH`].
+    fn batch(&self, chunk: &mut [u8], tweaks: &[u128], dir: Direction) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(keys) = &self.vaes {
+            keys.crypt(chunk, tweaks, matches!(dir, Direction::Decrypt));
+            return;
+        }
+        let mut lanes = [Block::default(); LANES];
+        for (blocks, tw) in chunk.chunks_mut(16 * LANES).zip(tweaks.chunks(LANES)) {
+            let n = blocks.len() / 16;
+            for ((block, lane), t) in blocks.chunks_exact(16).zip(&mut lanes).zip(tw) {
+                *lane = Block::from((load(block) ^ t).to_le_bytes());
             }
             match dir {
                 Direction::Encrypt => self.data.encrypt_blocks(&mut lanes[..n]),
                 Direction::Decrypt => self.data.decrypt_blocks(&mut lanes[..n]),
             }
-            for ((block, lane), t) in chunk.chunks_exact_mut(16).zip(&lanes).zip(&tweaks) {
+            for ((block, lane), t) in blocks.chunks_exact_mut(16).zip(&lanes).zip(tw) {
                 block.copy_from_slice(&(load(lane) ^ t).to_le_bytes());
             }
-        }
-        if tail != 0 {
-            let second = match dir {
-                Direction::Encrypt => tweak,
-                Direction::Decrypt => last_tweak,
-            };
-            self.steal(&mut head[(full - 1) * 16..], partial, second, dir);
         }
     }
 
@@ -160,27 +241,59 @@ mod tests {
             .collect()
     }
 
+    /// Lengths around every boundary: blocks, lanes, batches, the tweak table, and long units.
+    fn lengths() -> impl Iterator<Item = usize> {
+        (16..600)
+            .chain(1000..1100)
+            .chain([2047, 2048, 2049, 4096, 4097, 65_551])
+    }
+
     #[test]
-    fn matches_the_xts_mode_crate_for_every_length_up_to_600_bytes_and_some_large_ones() {
-        for (seed, len) in (16..600).chain([1023, 4096, 4097, 65_551]).enumerate() {
+    fn both_backends_match_the_xts_mode_crate_for_every_length_up_to_600_bytes_and_past_the_tweak_table(
+    ) {
+        for (seed, len) in lengths().enumerate() {
             let key: [u8; 64] = bytes(seed as u64 + 7, 64).try_into().expect("64 bytes");
             let tweak: [u8; 16] = bytes(seed as u64 + 99, 16).try_into().expect("16 bytes");
             let reference = Xts128::new(
                 Aes256::new(GenericArray::from_slice(&key[..32])),
                 Aes256::new(GenericArray::from_slice(&key[32..])),
             );
-            let fast = Xts::new(&key, tweak);
             let plain = bytes(seed as u64 + 1234, len);
-
             let mut expected = plain.clone();
             reference.encrypt_sector(&mut expected, tweak);
-            let mut sealed = plain.clone();
-            fast.encrypt(&mut sealed);
-            assert_eq!(sealed, expected, "encrypt, len {len}");
+            for backend in [Backend::Best, Backend::Portable] {
+                let fast = Xts::with_backend(&key, tweak, backend);
+                let mut sealed = plain.clone();
+                fast.encrypt(&mut sealed);
+                assert_eq!(sealed, expected, "encrypt, len {len}, {backend:?}");
 
-            fast.decrypt(&mut sealed);
-            assert_eq!(sealed, plain, "decrypt, len {len}");
+                fast.decrypt(&mut sealed);
+                assert_eq!(sealed, plain, "decrypt, len {len}, {backend:?}");
+            }
         }
+    }
+
+    #[test]
+    fn the_vaes_backend_is_chosen_where_the_cpu_has_it() {
+        let xts = Xts::new(&[3u8; 64], [4u8; 16]);
+        #[cfg(target_arch = "x86_64")]
+        {
+            let has = ["aes", "vaes", "avx512f", "avx512bw"];
+            let all = is_x86_feature_detected!("aes")
+                && is_x86_feature_detected!("vaes")
+                && is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw");
+            let want = if all {
+                Backend::Best
+            } else {
+                Backend::Portable
+            };
+            assert_eq!(xts.backend(), want, "features {has:?} detected: {all}");
+        }
+        assert_eq!(
+            Xts::with_backend(&[3u8; 64], [4u8; 16], Backend::Portable).backend(),
+            Backend::Portable
+        );
     }
 
     #[test]
