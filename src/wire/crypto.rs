@@ -183,13 +183,15 @@ impl Cipher {
     /// per connection allocates nothing per message.
     pub fn decrypt_hex_into(&self, hex: &[u8], buf: &mut Vec<u8>) -> Result<(), CryptoError> {
         buf.clear();
-        if utf16_len_is_odd(hex) {
-            return Err(CryptoError::OddHex);
-        }
-        // All hex (the normal case): SIMD decode. Otherwise decode pairs until the first one
-        // that is not hex, where Node stops.
         buf.resize(hex.len() / 2, 0);
-        if hex.len() % 2 == 1 || faster_hex::hex_decode(hex, buf).is_err() {
+        // All hex (the normal case): SIMD check and decode in one pass, and the text is ASCII of even length, so
+        // its UTF-16 length is even too (the parity scan is only needed otherwise). Otherwise
+        // decode pairs until the first one that is not hex, where Node stops.
+        if hex.len() % 2 == 1 || !super::hex::decode(hex, buf) {
+            if utf16_len_is_odd(hex) {
+                buf.clear();
+                return Err(CryptoError::OddHex);
+            }
             buf.clear();
             for p in hex.chunks_exact(2) {
                 match (hex_val(p[0]), hex_val(p[1])) {
@@ -365,9 +367,24 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     delim_finder().find(haystack)
 }
 
+/// Bytes at the end of a plaintext searched first for the last [`DELIM`]: it is followed by
+/// the pad, a 32-character id from a client and nothing once PAD16 is trimmed.
+const DELIM_TAIL: usize = 64;
+
 /// Position of the last occurrence of [`DELIM`] in `haystack`.
 fn rfind_delim(haystack: &str) -> Option<usize> {
-    delim_finder_rev().rfind(haystack.as_bytes())
+    let b = haystack.as_bytes();
+    // An occurrence in the tail is the last one: a later one would lie in the tail too.
+    let from = b.len().saturating_sub(DELIM_TAIL);
+    if let Some(i) = delim_finder_rev().rfind(&b[from..]) {
+        return Some(from + i);
+    }
+    if from == 0 {
+        return None;
+    }
+    // The rest, including an occurrence that starts before the tail and ends inside it.
+    let end = (from + DELIM.len() - 1).min(b.len());
+    delim_finder_rev().rfind(&b[..end])
 }
 
 // Built once: constructing a substring searcher per body showed up in the server's profile.
@@ -571,6 +588,49 @@ mod tests {
         assert_eq!(
             receiver_piece(b"a\xe2\"{ENCRYPT}\"").as_deref(),
             Some("a\u{fffd}")
+        );
+    }
+
+    #[test]
+    fn the_last_delimiter_is_found_wherever_it_lies_relative_to_the_tail_window() {
+        // One or two delimiters (also sharing a quote) at every position of texts up to
+        // twice the window, against std's rfind.
+        let fill = |n: usize| "x".repeat(n);
+        for len in 0..2 * DELIM_TAIL + 20 {
+            assert_eq!(rfind_delim(&fill(len)), None, "len {len}");
+            for at in 0..=len {
+                let one = format!("{}{DELIM_STR}{}", fill(at), fill(len - at));
+                assert_eq!(rfind_delim(&one), one.rfind(DELIM_STR), "{one}");
+                for gap in [0usize, 3, DELIM_TAIL] {
+                    let two = format!(
+                        "{}{DELIM_STR}{}{DELIM_STR}{}",
+                        fill(at),
+                        fill(gap),
+                        fill(len - at)
+                    );
+                    assert_eq!(rfind_delim(&two), two.rfind(DELIM_STR), "{two}");
+                }
+                let shared = format!("{}\"{{ENCRYPT}}\"{{ENCRYPT}}\"{}", fill(at), fill(len - at));
+                assert_eq!(rfind_delim(&shared), shared.rfind(DELIM_STR), "{shared}");
+            }
+        }
+    }
+
+    #[test]
+    fn hex_that_is_not_all_ascii_still_follows_node_parity_and_stops_at_the_first_bad_pair() {
+        let c = Cipher::new(b"k");
+        let hex = c.encrypt_hex(b"{\"a\":1}", b"").expect("encrypt");
+        // 'é' is two UTF-8 bytes but one UTF-16 unit: an even byte length that Node sees odd.
+        assert_eq!(
+            c.decrypt_hex(format!("{hex}\u{e9}").as_bytes()),
+            Err(CryptoError::OddHex)
+        );
+        // An odd byte length that Node sees even; decoding stops at the first pair that is
+        // not hex, so the plaintext comes back whole.
+        let pt = c.decrypt_hex(format!("{hex}\u{e9}0").as_bytes());
+        assert_eq!(
+            pt.map(|p| receiver_piece(&p)),
+            Ok(Some("{\"a\":1}".to_owned()))
         );
     }
 }

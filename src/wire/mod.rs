@@ -3,6 +3,7 @@
 
 pub mod crypto;
 pub mod frame;
+pub mod hex;
 pub mod json;
 pub mod message;
 pub mod outbound;
