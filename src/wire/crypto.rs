@@ -367,35 +367,23 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     delim_finder().find(haystack)
 }
 
-/// Bytes at the end of a plaintext searched first for the last [`DELIM`]: it is followed by
-/// the pad, a 32-character id from a client and nothing once PAD16 is trimmed.
-const DELIM_TAIL: usize = 64;
-
 /// Position of the last occurrence of [`DELIM`] in `haystack`.
+///
+/// Walks back over its `{` bytes with `memrchr` and checks the delimiter around each: the
+/// delimiter sits just before the pad (a 32-character id from a client, nothing once PAD16
+/// is trimmed), so the walk usually stops at the first `{` it finds. `memmem`'s reverse
+/// searcher took ~30 ns even over the last 64 bytes.
 fn rfind_delim(haystack: &str) -> Option<usize> {
     let b = haystack.as_bytes();
-    // An occurrence in the tail is the last one: a later one would lie in the tail too.
-    let from = b.len().saturating_sub(DELIM_TAIL);
-    if let Some(i) = delim_finder_rev().rfind(&b[from..]) {
-        return Some(from + i);
-    }
-    if from == 0 {
-        return None;
-    }
-    // The rest, including an occurrence that starts before the tail and ends inside it.
-    let end = (from + DELIM.len() - 1).min(b.len());
-    delim_finder_rev().rfind(&b[..end])
+    memchr::memrchr_iter(b'{', b)
+        .filter_map(|i| i.checked_sub(1))
+        .find(|&start| b.get(start..start + DELIM.len()) == Some(DELIM))
 }
 
 // Built once: constructing a substring searcher per body showed up in the server's profile.
 fn delim_finder() -> &'static memchr::memmem::Finder<'static> {
     static F: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
     F.get_or_init(|| memchr::memmem::Finder::new(DELIM))
-}
-
-fn delim_finder_rev() -> &'static memchr::memmem::FinderRev<'static> {
-    static F: std::sync::OnceLock<memchr::memmem::FinderRev<'static>> = std::sync::OnceLock::new();
-    F.get_or_init(|| memchr::memmem::FinderRev::new(DELIM))
 }
 
 #[cfg(test)]
@@ -592,26 +580,30 @@ mod tests {
     }
 
     #[test]
-    fn the_last_delimiter_is_found_wherever_it_lies_relative_to_the_tail_window() {
+    fn the_last_delimiter_is_found_wherever_it_lies() {
         // One or two delimiters (also sharing a quote) at every position of texts up to
         // twice the window, against std's rfind.
-        let fill = |n: usize| "x".repeat(n);
-        for len in 0..2 * DELIM_TAIL + 20 {
-            assert_eq!(rfind_delim(&fill(len)), None, "len {len}");
-            for at in 0..=len {
-                let one = format!("{}{DELIM_STR}{}", fill(at), fill(len - at));
-                assert_eq!(rfind_delim(&one), one.rfind(DELIM_STR), "{one}");
-                for gap in [0usize, 3, DELIM_TAIL] {
-                    let two = format!(
-                        "{}{DELIM_STR}{}{DELIM_STR}{}",
-                        fill(at),
-                        fill(gap),
-                        fill(len - at)
-                    );
-                    assert_eq!(rfind_delim(&two), two.rfind(DELIM_STR), "{two}");
+        // Filler full of near misses: braces, quotes and a truncated delimiter.
+        for pattern in ["x", "{\"{ENCRYPT\"}{"] {
+            let fill = |n: usize| pattern.repeat(n)[..n].to_owned();
+            for len in 0..150 {
+                assert_eq!(rfind_delim(&fill(len)), None, "len {len}");
+                for at in 0..=len {
+                    let one = format!("{}{DELIM_STR}{}", fill(at), fill(len - at));
+                    assert_eq!(rfind_delim(&one), one.rfind(DELIM_STR), "{one}");
+                    for gap in [0usize, 3, 64] {
+                        let two = format!(
+                            "{}{DELIM_STR}{}{DELIM_STR}{}",
+                            fill(at),
+                            fill(gap),
+                            fill(len - at)
+                        );
+                        assert_eq!(rfind_delim(&two), two.rfind(DELIM_STR), "{two}");
+                    }
+                    let shared =
+                        format!("{}\"{{ENCRYPT}}\"{{ENCRYPT}}\"{}", fill(at), fill(len - at));
+                    assert_eq!(rfind_delim(&shared), shared.rfind(DELIM_STR), "{shared}");
                 }
-                let shared = format!("{}\"{{ENCRYPT}}\"{{ENCRYPT}}\"{}", fill(at), fill(len - at));
-                assert_eq!(rfind_delim(&shared), shared.rfind(DELIM_STR), "{shared}");
             }
         }
     }

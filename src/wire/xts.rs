@@ -145,22 +145,29 @@ impl Xts {
             if has_last && !swap_last {
                 last_tweak = tweaks[n - 1];
             }
-            self.batch(chunk, tweaks, dir);
-        }
-        if tail != 0 {
-            let second = match dir {
-                Direction::Encrypt => mul_alpha(last_tweak),
-                Direction::Decrypt => last_tweak,
-            };
-            self.steal(&mut head[(full - 1) * 16..], partial, second, dir);
+            let steal = (has_last && tail != 0).then(|| {
+                let second = match dir {
+                    Direction::Encrypt => mul_alpha(last_tweak),
+                    Direction::Decrypt => last_tweak,
+                };
+                (&mut *partial, second)
+            });
+            self.batch(chunk, tweaks, dir, steal);
         }
     }
 
-    /// XTS over whole blocks: `chunk` holds `tweaks.len()` blocks, at most [`BATCH`].
-    fn batch(&self, chunk: &mut [u8], tweaks: &[u128], dir: Direction) {
+    /// XTS over whole blocks: `chunk` holds `tweaks.len()` blocks, at most [`BATCH`]; then,
+    /// with `steal`, the stolen block made of the partial block after them and the last one.
+    fn batch(
+        &self,
+        chunk: &mut [u8],
+        tweaks: &[u128],
+        dir: Direction,
+        steal: Option<(&mut [u8], u128)>,
+    ) {
         #[cfg(target_arch = "x86_64")]
         if let Some(keys) = &self.vaes {
-            keys.crypt(chunk, tweaks, matches!(dir, Direction::Decrypt));
+            keys.crypt(chunk, tweaks, matches!(dir, Direction::Decrypt), steal);
             return;
         }
         let mut lanes = [Block::default(); LANES];
@@ -176,6 +183,10 @@ impl Xts {
             for ((block, lane), t) in blocks.chunks_exact_mut(16).zip(&lanes).zip(tw) {
                 block.copy_from_slice(&(load(lane) ^ t).to_le_bytes());
             }
+        }
+        if let Some((partial, tweak)) = steal {
+            let last = chunk.len() - 16;
+            self.steal(&mut chunk[last..], partial, tweak, dir);
         }
     }
 
@@ -278,11 +289,12 @@ mod tests {
         let xts = Xts::new(&[3u8; 64], [4u8; 16]);
         #[cfg(target_arch = "x86_64")]
         {
-            let has = ["aes", "vaes", "avx512f", "avx512bw"];
+            let has = ["aes", "vaes", "avx512f", "avx512bw", "avx512vl"];
             let all = is_x86_feature_detected!("aes")
                 && is_x86_feature_detected!("vaes")
                 && is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512bw");
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("avx512vl");
             let want = if all {
                 Backend::Best
             } else {

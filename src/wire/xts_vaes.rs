@@ -23,44 +23,63 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// The schedules of `key`, if this CPU has VAES, AVX-512 (F and BW, for masked loads)
-    /// and AES-NI (for the key expansion); `None` otherwise.
+    /// The schedules of `key`, if this CPU has VAES, AVX-512 (F, and BW with VL for masked
+    /// loads and stores) and AES-NI (the key expansion and the stolen block); `None`
+    /// otherwise.
     pub fn detect(key: &[u8; 32]) -> Option<Keys> {
         let ok = is_x86_feature_detected!("aes")
             && is_x86_feature_detected!("vaes")
             && is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw");
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl");
         // SAFETY: the features the function is compiled for were just detected.
         ok.then(|| unsafe { expand(key) })
     }
 
     /// XORs each of the `n = data.len() / 16` blocks of `data` with its tweak, encrypts or
     /// decrypts it, and XORs it with the tweak again. `n <= BATCH` and `tweaks.len() >= n`.
-    pub fn crypt(&self, data: &mut [u8], tweaks: &[u128], decrypt: bool) {
+    ///
+    /// With `steal = (partial, tweak)` (1..=15 bytes, `n >= 1`), ciphertext stealing
+    /// follows: the partial block borrows the rest of the last processed block, goes through
+    /// the cipher with `tweak` and takes that block's place, and `partial` gets the block's
+    /// first bytes. The last block is taken from the register it was computed in, so the
+    /// stolen block does not wait for a store to be read back.
+    pub fn crypt(
+        &self,
+        data: &mut [u8],
+        tweaks: &[u128],
+        decrypt: bool,
+        steal: Option<(&mut [u8], u128)>,
+    ) {
         let n = data.len() / 16;
         assert!(n <= BATCH && tweaks.len() >= n && data.len() == n * 16);
+        if let Some((partial, _)) = &steal {
+            assert!(n >= 1 && (1..16).contains(&partial.len()));
+        }
         let keys = if decrypt { &self.dec } else { &self.enc };
         // SAFETY: a `Keys` exists only where `detect` found the features; the lengths were
-        // checked above, and the masked loads and stores touch only the first `n * 16` bytes.
+        // checked above, and the masked loads and stores touch only the first `n * 16` bytes
+        // of `data` and the `partial.len()` bytes of `partial`.
         unsafe {
             match n.div_ceil(4) {
                 0 => {}
-                1 => batch::<1>(keys, data, tweaks, decrypt),
-                2 => batch::<2>(keys, data, tweaks, decrypt),
-                3 => batch::<3>(keys, data, tweaks, decrypt),
-                _ => batch::<4>(keys, data, tweaks, decrypt),
+                1 => batch::<1>(keys, data, tweaks, decrypt, steal),
+                2 => batch::<2>(keys, data, tweaks, decrypt, steal),
+                3 => batch::<3>(keys, data, tweaks, decrypt, steal),
+                _ => batch::<4>(keys, data, tweaks, decrypt, steal),
             }
         }
     }
 }
 
 /// `Z` registers of four blocks; the last one masked to the bytes that exist.
-#[target_feature(enable = "avx512f,avx512bw,vaes")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,vaes,aes")]
 unsafe fn batch<const Z: usize>(
     keys: &[[u8; 16]; ROUND_KEYS],
     data: &mut [u8],
     tweaks: &[u128],
     decrypt: bool,
+    steal: Option<(&mut [u8], u128)>,
 ) {
     let bytes = data.len();
     let d = data.as_mut_ptr();
@@ -96,8 +115,38 @@ unsafe fn batch<const Z: usize>(
         } else {
             _mm512_aesenclast_epi128(x[z], k)
         };
-        _mm512_mask_storeu_epi8(d.add(64 * z).cast(), masks[z], _mm512_xor_si512(v, tw[z]));
+        x[z] = _mm512_xor_si512(v, tw[z]);
+        _mm512_mask_storeu_epi8(d.add(64 * z).cast(), masks[z], x[z]);
     }
+    let Some((partial, tweak)) = steal else {
+        return;
+    };
+    let last = bytes / 16 - 1;
+    let lane = (last % 4) as i64;
+    let processed = _mm512_castsi512_si128(_mm512_permutexvar_epi64(
+        _mm512_set_epi64(0, 0, 0, 0, 0, 0, 2 * lane + 1, 2 * lane),
+        x[last / 4],
+    ));
+    let m: __mmask16 = (1u16 << partial.len()) - 1;
+    let p = partial.as_mut_ptr();
+    let stolen = _mm_mask_blend_epi8(m, processed, _mm_maskz_loadu_epi8(m, p.cast()));
+    let t = _mm_loadu_si128((&tweak as *const u128).cast());
+    let key = |i: usize| _mm_loadu_si128(keys[i].as_ptr().cast());
+    let mut b = _mm_xor_si128(_mm_xor_si128(stolen, t), key(0));
+    for r in 1..ROUND_KEYS - 1 {
+        b = if decrypt {
+            _mm_aesdec_si128(b, key(r))
+        } else {
+            _mm_aesenc_si128(b, key(r))
+        };
+    }
+    b = if decrypt {
+        _mm_aesdeclast_si128(b, key(ROUND_KEYS - 1))
+    } else {
+        _mm_aesenclast_si128(b, key(ROUND_KEYS - 1))
+    };
+    _mm_storeu_si128(d.add(16 * last).cast(), _mm_xor_si128(b, t));
+    _mm_mask_storeu_epi8(p.cast(), m, processed);
 }
 
 /// The AES-256 key expansion (FIPS 197 §5.2) with `aeskeygenassist`, and the decryption
@@ -183,14 +232,14 @@ mod tests {
                     .map(|i| (i as u8) ^ seed.rotate_left(3))
                     .collect();
                 let mut ours = plain.clone();
-                keys.crypt(&mut ours, &[0u128; BATCH], false);
+                keys.crypt(&mut ours, &[0u128; BATCH], false, None);
                 for (got, want) in ours.chunks(16).zip(plain.chunks(16)) {
                     let mut b = Block::clone_from_slice(want);
                     reference.encrypt_block(&mut b);
                     assert_eq!(got, b.as_slice(), "encrypt, key {seed}, {n} blocks");
                 }
                 let mut back = ours.clone();
-                keys.crypt(&mut back, &[0u128; BATCH], true);
+                keys.crypt(&mut back, &[0u128; BATCH], true, None);
                 assert_eq!(back, plain, "decrypt, key {seed}, {n} blocks");
                 let mut b = Block::clone_from_slice(&ours[..16]);
                 reference.decrypt_block(&mut b);
