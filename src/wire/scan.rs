@@ -460,6 +460,11 @@ fn skip_plain(b: &[u8], mut i: usize) -> usize {
         i += 8;
     }
     let rest = b.get(i..).unwrap_or_default();
+    #[cfg(target_arch = "x86_64")]
+    if rest.len() >= 32 && is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was just detected.
+        return i + unsafe { special_avx2(rest) };
+    }
     let run = rest
         .get(..memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len()))
         .unwrap_or_default();
@@ -467,6 +472,38 @@ fn skip_plain(b: &[u8], mut i: usize) -> usize {
         i + run.iter().position(|&c| c < 0x20).unwrap_or(run.len())
     } else {
         i + run.len()
+    }
+}
+
+/// The first quote, backslash or control character of `rest` (at least 32 bytes), or its
+/// length: the search and the control check of [`skip_plain`] in one pass of 32-byte
+/// steps, the last step overlapping the one before it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn special_avx2(rest: &[u8]) -> usize {
+    use std::arch::x86_64::*;
+    let quote = _mm256_set1_epi8(b'"' as i8);
+    let backslash = _mm256_set1_epi8(b'\\' as i8);
+    let control = _mm256_set1_epi8(0x1f);
+    let len = rest.len();
+    let mut at = 0;
+    loop {
+        let start = at.min(len - 32);
+        // SAFETY: start + 32 <= len.
+        let c = _mm256_loadu_si256(rest.as_ptr().add(start).cast());
+        let hits = _mm256_or_si256(
+            _mm256_or_si256(_mm256_cmpeq_epi8(c, quote), _mm256_cmpeq_epi8(c, backslash)),
+            _mm256_cmpeq_epi8(_mm256_min_epu8(c, control), c),
+        );
+        // Bytes before `at` were clean: an overlapping last step ignores them.
+        let mask = (_mm256_movemask_epi8(hits) as u32) >> (at - start);
+        if mask != 0 {
+            return at + mask.trailing_zeros() as usize;
+        }
+        at = start + 32;
+        if at == len {
+            return len;
+        }
     }
 }
 
@@ -720,6 +757,36 @@ mod tests {
     use super::*;
     use crate::wire::scan_differential::{same, Rng};
     use serde_json::value::RawValue;
+
+    #[test]
+    fn plain_runs_end_at_the_first_quote_backslash_or_control_byte_for_every_length_and_start() {
+        let naive = |b: &[u8], i: usize| {
+            (i..b.len())
+                .find(|&j| b[j] < 0x20 || b[j] == b'"' || b[j] == b'\\')
+                .unwrap_or(b.len())
+        };
+        for len in 0..140 {
+            let clean: Vec<u8> = (0..len).map(|j| b"ab0\x7f\xe9 ~"[j % 7]).collect();
+            for start in [0, 1, 5, 31, 33].into_iter().filter(|&s| s <= len) {
+                assert_eq!(skip_plain(&clean, start), len, "len {len} start {start}");
+                for at in start..len {
+                    for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                        let mut b = clean.clone();
+                        b[at] = special;
+                        // A second one later must not win.
+                        if at + 3 < len {
+                            b[at + 3] = b'"';
+                        }
+                        assert_eq!(
+                            skip_plain(&b, start),
+                            naive(&b, start),
+                            "{len} {start} {at}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     /// Replaces, inserts or removes one byte at a random place.
     fn mutate_byte(bytes: &mut Vec<u8>, alphabet: &[u8], r: &mut Rng) {
