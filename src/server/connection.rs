@@ -228,6 +228,34 @@ async fn next_line(
         _ = sleep_or_never(idle) => return Err(End::Idle),
         n = crate::wire::frame::next_line(framed, READ_BUFFER) => n,
     };
+    took_line(shared, conn, next)
+}
+
+/// Frames in a row that [`buffered_line`] may take before one goes through [`next_line`]'s
+/// check of the kill token again.
+const UNCHECKED_RUN: u32 = 64;
+
+/// The next line if it can be had without waiting, taken without [`next_line`]'s select: that
+/// polls the kill token first, which locks its mutex twice and registers and removes a waiter
+/// for every frame (~5 % of a streaming server's CPU). A caller takes at most
+/// [`UNCHECKED_RUN`] in a row this way, so a killed connection still stops within as many
+/// frames, all of them already received.
+fn buffered_line(
+    shared: &Arc<Shared>,
+    conn: &Arc<Conn>,
+    framed: &mut Framed,
+) -> Option<Result<Bytes, End>> {
+    crate::wire::frame::next_line(framed, READ_BUFFER)
+        .now_or_never()
+        .map(|next| took_line(shared, conn, next))
+}
+
+/// Counts a line read from the connection, or says how it ended.
+fn took_line(
+    shared: &Arc<Shared>,
+    conn: &Arc<Conn>,
+    next: Option<Result<Bytes, FrameError>>,
+) -> Result<Bytes, End> {
     match next {
         None => Err(End::Eof),
         Some(Ok(line)) => {
@@ -496,6 +524,8 @@ async fn serve(
     // its recipients' staged buffers grow until the slow-consumer limit.
     let mut since_flush = 0usize;
     let mut layout = Layout::default();
+    // Frames taken by `buffered_line` since the kill token was last checked.
+    let mut unchecked = 0u32;
     loop {
         let line = match early.next() {
             Some(l) => l,
@@ -509,7 +539,11 @@ async fn serve(
                 let quiet = buf.is_empty() && buf.capacity() <= 2 * READ_BUFFER;
                 let ready = if scratch.dirty.is_empty() || quiet || since_flush >= flush_every {
                     None
+                } else if unchecked < UNCHECKED_RUN && !buf.is_empty() {
+                    unchecked += 1;
+                    buffered_line(shared, conn, framed)
                 } else {
+                    unchecked = 0;
                     next_line(shared, conn, framed).now_or_never()
                 };
                 let next = match ready {
@@ -517,6 +551,7 @@ async fn serve(
                     None => {
                         pace(&mut scratch.dirty, pace_mark, &conn.kill).await;
                         since_flush = 0;
+                        unchecked = 0;
                         next_line(shared, conn, framed).await
                     }
                 };
