@@ -478,9 +478,15 @@ fn skip_plain(b: &[u8], mut i: usize) -> usize {
 /// The first quote, backslash or control character of `rest` (at least 32 bytes), or its
 /// length: the search and the control check of [`skip_plain`] in one pass of 32-byte
 /// steps, the last step overlapping the one before it.
+///
+/// # Safety
+///
+/// The CPU must have AVX2, and `rest` must hold at least 32 bytes (the last step starts at
+/// `len - 32`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn special_avx2(rest: &[u8]) -> usize {
+    debug_assert!(rest.len() >= 32);
     use std::arch::x86_64::*;
     let quote = _mm256_set1_epi8(b'"' as i8);
     let backslash = _mm256_set1_epi8(b'\\' as i8);
