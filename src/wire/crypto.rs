@@ -184,15 +184,14 @@ impl Cipher {
     pub fn decrypt_hex_into(&self, hex: &[u8], buf: &mut Vec<u8>) -> Result<(), CryptoError> {
         buf.clear();
         buf.resize(hex.len() / 2, 0);
-        // All hex (the normal case): SIMD check and decode in one pass, and the text is ASCII of even length, so
-        // its UTF-16 length is even too (the parity scan is only needed otherwise). Otherwise
-        // decode pairs until the first one that is not hex, where Node stops.
+        // All hex (the normal case): checked and decoded in one SIMD pass, and being ASCII of
+        // even length, its UTF-16 length is even too. Otherwise Node's parity rule, then pairs
+        // decoded until the first one that is not hex, where Node stops.
         if hex.len() % 2 == 1 || !super::hex::decode(hex, buf) {
+            buf.clear();
             if utf16_len_is_odd(hex) {
-                buf.clear();
                 return Err(CryptoError::OddHex);
             }
-            buf.clear();
             for p in hex.chunks_exact(2) {
                 match (hex_val(p[0]), hex_val(p[1])) {
                     (Some(h), Some(l)) => buf.push((h << 4) | l),
@@ -581,9 +580,9 @@ mod tests {
 
     #[test]
     fn the_last_delimiter_is_found_wherever_it_lies() {
-        // One or two delimiters (also sharing a quote) at every position of texts up to
-        // twice the window, against std's rfind.
-        // Filler full of near misses: braces, quotes and a truncated delimiter.
+        // One or two delimiters (also sharing a quote) at every position of texts up to 150
+        // bytes, against std's rfind; the filler is plain, or full of near misses (braces,
+        // quotes and a truncated delimiter).
         for pattern in ["x", "{\"{ENCRYPT\"}{"] {
             let fill = |n: usize| pattern.repeat(n)[..n].to_owned();
             for len in 0..150 {

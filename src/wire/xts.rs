@@ -1,13 +1,14 @@
 //! XTS-AES-256 (IEEE 1619) over one data unit, with the AES calls pipelined.
 //!
 //! Same transform as `xts_mode::Xts128<Aes256>` (which the tests keep as the reference), but
-//! up to eight blocks go through `aes`' `encrypt_blocks`/`decrypt_blocks` at once. AES-NI
+//! up to sixteen blocks go through the cipher at once: four 512-bit registers where the CPU
+//! has VAES (`super::xts_vaes`), else `aes`' `encrypt_blocks`/`decrypt_blocks`. AES-NI
 //! rounds have a latency of several cycles and a throughput of one per cycle, so one block at
 //! a time leaves the unit mostly idle: the block-by-block loop measured ~30 ns per block here,
 //! which made encryption the largest cost of an encrypted message.
 //!
-//! Ricochet uses one fixed tweak per key (the iv of the key derivation), so the encrypted
-//! tweak is computed once per key instead of once per message.
+//! Ricochet uses one fixed tweak per key (the iv of the key derivation), so the tweaks of a
+//! unit's first blocks are computed once per key instead of once per message.
 
 use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 use aes::{Aes256, Block};
@@ -15,7 +16,7 @@ use aes::{Aes256, Block};
 #[cfg(target_arch = "x86_64")]
 use super::xts_vaes;
 
-/// Blocks handed to the cipher at once: the AES-NI and VAES backends work on 8 in parallel.
+/// Blocks handed to the `aes` crate at once: its AES-NI backend works on 8 in parallel.
 const LANES: usize = 8;
 
 /// Blocks per batch: what the VAES backend takes in one call (four 512-bit registers), and
@@ -124,9 +125,8 @@ impl Xts {
             let first = b * BATCH;
             let n = chunk.len() / 16;
             let has_last = first + n == full;
-            let tweaks: &[u128] = if first + n <= TABLE && !(swap_last && has_last) {
-                &self.tweaks[first..first + n]
-            } else {
+            let from_table = first + n <= TABLE && !(swap_last && has_last);
+            if !from_table {
                 for (j, t) in own[..n].iter_mut().enumerate() {
                     *t = if first + j < TABLE {
                         self.tweaks[first + j]
@@ -136,15 +136,22 @@ impl Xts {
                         t
                     };
                 }
-                if swap_last && has_last {
-                    last_tweak = own[n - 1];
+            }
+            if has_last {
+                last_tweak = if from_table {
+                    self.tweaks[full - 1]
+                } else {
+                    own[n - 1]
+                };
+                if swap_last {
                     own[n - 1] = mul_alpha(last_tweak);
                 }
+            }
+            let tweaks = if from_table {
+                &self.tweaks[first..first + n]
+            } else {
                 &own[..n]
             };
-            if has_last && !swap_last {
-                last_tweak = tweaks[n - 1];
-            }
             let steal = (has_last && tail != 0).then(|| {
                 let second = match dir {
                     Direction::Encrypt => mul_alpha(last_tweak),
